@@ -1,0 +1,36 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both build .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: install demo test test-fast bench clean samples notebooks
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m pmatrack_mini.demo --out $(DEMO_DIR)
+
+# PMATRACK_FAST=1 is the one CI-size switch (read in pmatrack_mini/config.py).
+test: $(STAMP)
+	PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_synth.py
+
+samples: $(STAMP)
+	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples
+
+# Re-execute the notebooks and store their (small) outputs.
+notebooks: $(STAMP)
+	PMATRACK_FAST=1 $(PY) tools/build_notebooks.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,118 @@
+"""The ``pmatrack-mini`` command line.
+
+    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large} --seed S
+    pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--json F] [--plot F]
+    pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
+
+Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import PMATrackError
+
+
+def _size(text: str) -> tuple:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 320x256, got {text!r}") from None
+    return (w, h)
+
+
+def cmd_synth(args) -> None:
+    from .data.synth import CHALLENGES, SynthConfig, generate_dataset, generate_samples
+
+    if args.preset == "samples":
+        paths = generate_samples(args.out, progress=not args.quiet)
+    else:
+        challenges = None
+        if args.challenges is not None:
+            challenges = tuple(c for c in args.challenges.split(",") if c) if args.challenges != "none" else ()
+        cfg = SynthConfig(frames=args.frames, offset=args.offset, rgb_size=args.rgb_size, tir_size=args.tir_size,
+                          challenges=challenges)
+        paths = generate_dataset(args.out, args.sequences, cfg, seed=args.seed, overwrite=args.overwrite,
+                                 progress=not args.quiet)
+    print(f"wrote {len(paths)} sequence(s) to {args.out} (challenges available: {', '.join(CHALLENGES)})")
+
+
+def cmd_eval(args) -> None:
+    from .evaluate import evaluate, format_report, plot_curves, save_report
+
+    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list)
+    print(format_report(rep))
+    if args.json:
+        save_report(rep, args.json)
+        print(f"report: {args.json}")
+    if args.plot:
+        plot_curves({Path(args.results).name: rep}, args.plot)
+        print(f"plot: {args.plot}")
+
+
+def cmd_reference(args) -> None:
+    from .data.dataset import load_dataset
+    from .reference import reference_prediction
+    from .utils import write_boxes
+
+    for seq in load_dataset(args.dataset, list_file=args.list):
+        write_boxes(Path(args.out) / f"{seq.name}.txt", reference_prediction(seq, args.kind))
+    print(f"wrote {args.kind} predictions to {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pmatrack-mini", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate synthetic unaligned RGBT sequences (LasHeR layout)")
+    s.add_argument("out")
+    s.add_argument("--sequences", type=int, default=4)
+    s.add_argument("--frames", type=int, default=100)
+    s.add_argument("--offset", choices=["none", "small", "large"], default="small")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--rgb-size", type=_size, default=(320, 256), help="W x H, default 320x256")
+    s.add_argument("--tir-size", type=_size, default=(160, 128), help="W x H, default 160x128")
+    s.add_argument("--challenges", default=None,
+                   help="comma list of low_illumination,thermal_crossover,occlusion,fast_motion; "
+                        "'none' for none; default: each with probability 1/2")
+    s.add_argument("--preset", choices=["samples"], default=None, help="'samples' regenerates data_samples/")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    e = sub.add_parser("eval", help="PR / NPR / SR with the LasHeR toolkit's conventions")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--results", required=True, help="folder of <sequence>.txt files, x,y,w,h rows")
+    e.add_argument("--gt", choices=["visible", "infrared", "both"], default="visible")
+    e.add_argument("--list", default=None, help="sequence-list file (default: DATASET/list.txt if present)")
+    e.add_argument("--json", default=None)
+    e.add_argument("--plot", default=None, help="PNG with the precision and success plots")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("reference", help="write a model-free reference prediction (static, tir-naive)")
+    r.add_argument("--dataset", required=True)
+    r.add_argument("--kind", choices=["static", "tir-naive"], required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--list", default=None)
+    r.set_defaults(func=cmd_reference)
+
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except PMATrackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

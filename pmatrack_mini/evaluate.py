@@ -1,0 +1,197 @@
+"""PR / NPR / SR exactly as the LasHeR toolkit computes them.
+
+Per sequence (after the toolkit's repair of the prediction file):
+
+* centre      c = (x + (w - 1) / 2, y + (h - 1) / 2)
+* PR error    e = ||c_pred - c_gt||_2                                   (pixels)
+* NPR error   e_n = sqrt(((cx_p - cx_g) / w_g)^2 + ((cy_p - cy_g) / h_g)^2)
+* IoU         pixel-inclusive: right = x + w - 1, inter = max(0, min(r) - max(l) + 1) * (same in y),
+              IoU = inter / (w_a h_a + w_b h_b - inter)
+* invalid GT  (any of x, y, w, h <= 0): e = e_n = IoU = -1, i.e. a success at every PR/NPR
+              threshold and a failure at every SR threshold; all frames are in the denominator.
+
+Curves: PR(t) = mean(e <= t) for t = 0..50 px, score PR(20); NPR(t) for t = 0..0.5 step 0.01,
+score NPR(0.2); SR(t) = mean(IoU > t) (strict) for t = 0..1 step 0.05, score = mean of the 21
+points. A data set's curves are the mean of its sequences' curves.
+
+Repair of predictions: rows beyond the GT length are dropped; a row with NaN, w <= 0 or h <= 0
+takes the previous prediction; frame 1 is replaced by the GT. A result file with *fewer* rows
+than the GT, or a non-numeric field, is an error naming the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .data.dataset import Sequence, load_dataset, read_boxes
+from .errors import PMATrackError
+from .utils import atomic_path, write_json_atomic
+
+PR_THRESHOLDS = np.arange(0, 51, dtype=np.float64)               # 51 values, score at 20 px
+NPR_THRESHOLDS = np.round(np.arange(0, 51) * 0.01, 2)            # 51 values, score at 0.20
+SR_THRESHOLDS = np.round(np.arange(0, 21) * 0.05, 2)             # 21 values, score = mean
+PR_AT, NPR_AT = 20, 20                                           # indices of 20 px and 0.20
+
+
+def repair_predictions(pred: np.ndarray, gt: np.ndarray, name: str = "results") -> np.ndarray:
+    """The toolkit's repair: cut to GT length, fill bad rows with the previous row, frame 1 := GT."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
+    if len(pred) < len(gt):
+        raise PMATrackError(f"{name}: {len(pred)} prediction rows, but the ground truth has {len(gt)}")
+    pred = pred[: len(gt)].copy()
+    pred[0] = gt[0]
+    for t in range(1, len(pred)):
+        row = pred[t]
+        if not np.all(np.isfinite(row)) or row[2] <= 0 or row[3] <= 0:
+            pred[t] = pred[t - 1]
+    return pred
+
+
+def centers(b: np.ndarray) -> np.ndarray:
+    return np.stack([b[:, 0] + (b[:, 2] - 1) / 2, b[:, 1] + (b[:, 3] - 1) / 2], axis=1)
+
+
+def invalid_gt(gt: np.ndarray) -> np.ndarray:
+    return np.any(gt <= 0, axis=1)
+
+
+def center_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    e = np.linalg.norm(centers(pred) - centers(gt), axis=1)
+    e[invalid_gt(gt)] = -1.0
+    return e
+
+
+def normalized_center_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    bad = invalid_gt(gt)
+    wh = np.where(bad[:, None], 1.0, gt[:, 2:4])
+    e = np.linalg.norm((centers(pred) - centers(gt)) / wh, axis=1)
+    e[bad] = -1.0
+    return e
+
+
+def iou_inclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixel-inclusive IoU of (N, 4) x, y, w, h boxes; -1 where b (the GT) is invalid."""
+    ra, rb = a[:, 0] + a[:, 2] - 1, b[:, 0] + b[:, 2] - 1
+    ba, bb = a[:, 1] + a[:, 3] - 1, b[:, 1] + b[:, 3] - 1
+    iw = np.maximum(0.0, np.minimum(ra, rb) - np.maximum(a[:, 0], b[:, 0]) + 1)
+    ih = np.maximum(0.0, np.minimum(ba, bb) - np.maximum(a[:, 1], b[:, 1]) + 1)
+    inter = iw * ih
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    iou[invalid_gt(b)] = -1.0
+    return iou
+
+
+def sequence_curves(pred: np.ndarray, gts: list[np.ndarray], name: str = "results") -> dict:
+    """Curves of one sequence. ``gts`` holds one GT array, or two (RGBT234's MPR/MSR: per frame
+    the smaller error and the larger IoU over the two modalities' GT)."""
+    pred = repair_predictions(pred, gts[0], name)
+    err = np.min([center_errors(pred, g) for g in gts], axis=0)
+    nerr = np.min([normalized_center_errors(pred, g) for g in gts], axis=0)
+    iou = np.max([iou_inclusive(pred, g) for g in gts], axis=0)
+    return dict(
+        PR=(err[None, :] <= PR_THRESHOLDS[:, None]).mean(axis=1),
+        NPR=(nerr[None, :] <= NPR_THRESHOLDS[:, None]).mean(axis=1),
+        SR=(iou[None, :] > SR_THRESHOLDS[:, None]).mean(axis=1),
+        errors=err, iou=iou,
+    )
+
+
+def scores(curves: dict) -> dict:
+    return dict(PR=float(curves["PR"][PR_AT]), NPR=float(curves["NPR"][NPR_AT]), SR=float(np.mean(curves["SR"])))
+
+
+def _mean_curves(items: list[dict]) -> dict:
+    return {k: np.mean([c[k] for c in items], axis=0) for k in ("PR", "NPR", "SR")}
+
+
+def evaluate_predictions(sequences: list[Sequence], predictions: dict, gt: str = "visible") -> dict:
+    """Score ``predictions`` {sequence name: (T, 4) boxes} on ``sequences``.
+
+    ``gt``: ``visible`` (default; the unaligned benchmarks score against the RGB GT),
+    ``infrared``, or ``both`` (RGBT234's MPR/MSR). Returns the JSON-ready report.
+    """
+    if gt not in ("visible", "infrared", "both"):
+        raise PMATrackError(f"gt must be visible, infrared or both; got {gt!r}")
+    per_seq, curves = {}, {}
+    for seq in sequences:
+        if seq.name not in predictions:
+            raise PMATrackError(f"no prediction for sequence {seq.name!r}")
+        gts = [seq.gt_visible, seq.gt_infrared] if gt == "both" else [seq.gt(gt)]
+        c = sequence_curves(predictions[seq.name], gts, name=seq.name)
+        curves[seq.name] = c
+        per_seq[seq.name] = scores(c)
+    if not curves:
+        raise PMATrackError("no sequences to evaluate")
+    overall = _mean_curves(list(curves.values()))
+    attributes = {}
+    names = sorted({a for s in sequences for a in s.sequence_attributes()})
+    for a in names:
+        members = [s.name for s in sequences if a in s.sequence_attributes()]
+        attributes[a] = dict(scores(_mean_curves([curves[m] for m in members])), sequences=len(members))
+    return dict(
+        **scores(overall), gt=gt, num_sequences=len(curves),
+        sequences=per_seq, attributes=attributes,
+        curves=dict(pr_thresholds=PR_THRESHOLDS.tolist(), npr_thresholds=NPR_THRESHOLDS.tolist(),
+                    sr_thresholds=SR_THRESHOLDS.tolist(),
+                    PR=overall["PR"].tolist(), NPR=overall["NPR"].tolist(), SR=overall["SR"].tolist()),
+    )
+
+
+def read_results(results_dir: str | Path, sequences: list[Sequence]) -> dict:
+    """Read ``<seq>.txt`` for every sequence (NaN rows allowed: the toolkit repairs them)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise PMATrackError(f"{results_dir}: results folder not found")
+    missing = [s.name for s in sequences if not (results_dir / f"{s.name}.txt").is_file()]
+    if missing:
+        raise PMATrackError(f"{results_dir}: no result file for {len(missing)} sequence(s), e.g. {missing[0]}.txt")
+    return {s.name: read_boxes(results_dir / f"{s.name}.txt", allow_nan=True) for s in sequences}
+
+
+def evaluate(dataset: str | Path, results: str | Path, gt: str = "visible", list_file=None) -> dict:
+    sequences = load_dataset(dataset, list_file=list_file)
+    return evaluate_predictions(sequences, read_results(results, sequences), gt=gt)
+
+
+def plot_curves(reports: dict, path: str | Path | None = None, title: str = ""):
+    """Precision and success plots for one or more reports {label: report}. Saves a PNG if ``path``."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
+    for label, rep in reports.items():
+        c = rep["curves"]
+        ax1.plot(c["pr_thresholds"], c["PR"], label=f"{label} [{rep['PR']:.3f}]")
+        ax2.plot(c["sr_thresholds"], c["SR"], label=f"{label} [{rep['SR']:.3f}]")
+    ax1.set(xlabel="location error threshold (px)", ylabel="precision", title=f"Precision plot {title}".strip())
+    ax2.set(xlabel="overlap threshold", ylabel="success rate", title=f"Success plot {title}".strip())
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=8, loc="lower left" if ax is ax2 else "lower right")
+    fig.tight_layout()
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+    return fig
+
+
+def format_report(rep: dict) -> str:
+    lines = [f"{'sequence':<28} {'PR':>6} {'NPR':>6} {'SR':>6}"]
+    for name, s in rep["sequences"].items():
+        lines.append(f"{name:<28} {100 * s['PR']:6.1f} {100 * s['NPR']:6.1f} {100 * s['SR']:6.1f}")
+    for name, s in rep["attributes"].items():
+        lines.append(f"{'[' + name + ']':<28} {100 * s['PR']:6.1f} {100 * s['NPR']:6.1f} {100 * s['SR']:6.1f}  ({s['sequences']} seq)")
+    lines.append(f"{'ALL (' + str(rep['num_sequences']) + ' seq, gt=' + rep['gt'] + ')':<28} "
+                 f"{100 * rep['PR']:6.1f} {100 * rep['NPR']:6.1f} {100 * rep['SR']:6.1f}")
+    return "\n".join(lines)
+
+
+def save_report(rep: dict, path: str | Path) -> None:
+    write_json_atomic(path, rep)

@@ -1,0 +1,192 @@
+"""Boxes, homographies and warps.
+
+Conventions used throughout the package
+---------------------------------------
+* Pixel centres sit at integer coordinates (OpenCV's convention). Pixel ``(i, j)`` covers the
+  continuous square ``[i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]``.
+* A box ``x, y, w, h`` (the datasets' top-left format) covers the pixels ``x .. x + w - 1``,
+  i.e. the continuous extent ``[x - 0.5, x + w - 0.5]``. :func:`warp_boxes` maps that extent.
+* A homography ``H`` (3x3, row-major) maps a source pixel to a target pixel:
+  ``[u, v, 1]^T ~ H [x, y, 1]^T``. In the generator ``H_t`` maps RGB pixels to TIR pixels.
+* Box-format converters work on numpy arrays and torch tensors alike (last axis = 4).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ----------------------------------------------------------------------------- boxes
+
+
+def _stack(cols, like):
+    if isinstance(like, torch.Tensor):
+        return torch.stack(cols, dim=-1)
+    return np.stack(cols, axis=-1)
+
+
+def xywh_to_xyxy(b):
+    """(..., 4) x, y, w, h  ->  x1, y1, x2, y2 with x2 = x + w (continuous extent, no -1)."""
+    x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return _stack([x, y, x + w, y + h], b)
+
+
+def xyxy_to_xywh(b):
+    x1, y1, x2, y2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return _stack([x1, y1, x2 - x1, y2 - y1], b)
+
+
+def xywh_to_cxcywh(b):
+    x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return _stack([x + w / 2, y + h / 2, w, h], b)
+
+
+def cxcywh_to_xywh(b):
+    cx, cy, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return _stack([cx - w / 2, cy - h / 2, w, h], b)
+
+
+def xyxy_to_cxcywh(b):
+    return xywh_to_cxcywh(xyxy_to_xywh(b))
+
+
+def cxcywh_to_xyxy(b):
+    return xywh_to_xyxy(cxcywh_to_xywh(b))
+
+
+def box_center(b):
+    """Centre of x, y, w, h boxes in pixel-centre coordinates: (x + (w - 1) / 2, y + (h - 1) / 2)."""
+    return _stack([b[..., 0] + (b[..., 2] - 1) / 2, b[..., 1] + (b[..., 3] - 1) / 2], b)
+
+
+# ----------------------------------------------------------------------------- homographies
+
+
+def translation(tx: float, ty: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def homography_from_params(dx: float = 0.0, dy: float = 0.0, sx: float = 1.0, sy: float = 1.0,
+                           center=(0.0, 0.0), angle_deg: float = 0.0) -> np.ndarray:
+    """Alignment parameters -> 3x3 homography.
+
+    The point ``center`` moves by ``(dx, dy)``; around it the plane is scaled by ``(sx, sy)``
+    and rotated by ``angle_deg``:  p' = c + d + R S (p - c),  i.e.  H = T(c + d) R S T(-c).
+    """
+    cx, cy = center
+    a = np.deg2rad(angle_deg)
+    rs = np.array([[np.cos(a) * sx, -np.sin(a) * sy, 0.0],
+                   [np.sin(a) * sx, np.cos(a) * sy, 0.0],
+                   [0.0, 0.0, 1.0]])
+    return translation(cx + dx, cy + dy) @ rs @ translation(-cx, -cy)
+
+
+def resize_homography(src_size, dst_size) -> np.ndarray:
+    """Pixel map of a resize from ``src_size`` (W, H) to ``dst_size`` (W, H), as cv2.resize samples it.
+
+    With pixel centres at integers: u = (x + 0.5) * W_dst / W_src - 0.5.
+    """
+    sx = dst_size[0] / src_size[0]
+    sy = dst_size[1] / src_size[1]
+    return translation(-0.5, -0.5) @ np.diag([sx, sy, 1.0]) @ translation(0.5, 0.5)
+
+
+def normalize_h(H: np.ndarray) -> np.ndarray:
+    """Scale so that H[2, 2] == 1."""
+    H = np.asarray(H, dtype=np.float64)
+    return H / H[..., 2:3, 2:3]
+
+
+def compose(*Hs: np.ndarray) -> np.ndarray:
+    """compose(A, B, C) = A @ B @ C: C is applied first, A last."""
+    out = np.eye(3)
+    for H in Hs:
+        out = out @ np.asarray(H, dtype=np.float64)
+    return normalize_h(out)
+
+
+def invert(H: np.ndarray) -> np.ndarray:
+    return normalize_h(np.linalg.inv(np.asarray(H, dtype=np.float64)))
+
+
+def apply_homography(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points: [u, v, w]^T = H [x, y, 1]^T, then divide by w."""
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    hom = np.concatenate([pts, np.ones((len(pts), 1))], axis=1) @ np.asarray(H, dtype=np.float64).T  # (N, 3)
+    return hom[:, :2] / hom[:, 2:3]
+
+
+def box_corners(boxes_xywh: np.ndarray) -> np.ndarray:
+    """(N, 4) boxes -> (N, 4, 2) corners of their continuous extent [x - 0.5, x + w - 0.5]."""
+    b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    x0, y0 = b[:, 0] - 0.5, b[:, 1] - 0.5
+    x1, y1 = x0 + b[:, 2], y0 + b[:, 3]
+    return np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1),
+                     np.stack([x1, y1], -1), np.stack([x0, y1], -1)], axis=1)
+
+
+def warp_boxes(H: np.ndarray, boxes_xywh: np.ndarray) -> np.ndarray:
+    """Axis-aligned bounding boxes (x, y, w, h) of boxes mapped by H (one H, or one per box)."""
+    corners = box_corners(boxes_xywh)  # (N, 4, 2)
+    H = np.asarray(H, dtype=np.float64)
+    if H.ndim == 2:
+        mapped = apply_homography(H, corners.reshape(-1, 2)).reshape(-1, 4, 2)
+    else:
+        mapped = np.stack([apply_homography(h, c) for h, c in zip(H, corners)])
+    lo, hi = mapped.min(axis=1), mapped.max(axis=1)
+    return np.concatenate([lo + 0.5, hi - lo], axis=1)
+
+
+def warp_image(img: np.ndarray, H: np.ndarray, dsize, border_value=0) -> np.ndarray:
+    """Warp an image with OpenCV: out(p) = img(H^-1 p), bilinear, constant border. dsize = (W, H)."""
+    return cv2.warpPerspective(img, np.asarray(H, dtype=np.float64), tuple(int(v) for v in dsize),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+
+
+# ----------------------------------------------------------------------------- torch (features)
+
+
+def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(h, w, 2) pixel-centre coordinates (x, y)."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                            torch.arange(w, device=device, dtype=dtype), indexing="ij")
+    return torch.stack([xs, ys], dim=-1)
+
+
+def apply_homography_torch(H: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """H (B, 3, 3), pts (B, ..., 2) -> mapped (B, ..., 2). Differentiable in both."""
+    B = H.shape[0]
+    flat = pts.reshape(B, -1, 2)                                       # (B, P, 2)
+    hom = torch.cat([flat, torch.ones_like(flat[..., :1])], dim=-1)    # (B, P, 3)
+    out = hom @ H.transpose(1, 2)                                       # (B, P, 3)
+    out = out[..., :2] / out[..., 2:3]
+    return out.reshape(pts.shape)
+
+
+def homography_sampling_grid(H: torch.Tensor, src_hw, dst_hw) -> torch.Tensor:
+    """Normalised grid for ``F.grid_sample`` that warps a (src_h, src_w) map by H into (dst_h, dst_w).
+
+    H (B, 3, 3) maps source pixels to destination pixels. Each destination pixel p samples the
+    source at H^-1 p, normalised with align_corners=True: g = 2 x / (W - 1) - 1.
+    """
+    B = H.shape[0]
+    Hinv = torch.linalg.inv(H)
+    grid = pixel_grid(dst_hw[0], dst_hw[1], device=H.device, dtype=H.dtype)   # (h, w, 2)
+    src = apply_homography_torch(Hinv, grid.expand(B, *grid.shape))         # (B, h, w, 2)
+    sh, sw = src_hw
+    scale = torch.tensor([2.0 / max(sw - 1, 1), 2.0 / max(sh - 1, 1)], device=H.device, dtype=H.dtype)
+    return src * scale - 1.0
+
+
+def warp_features(feat: torch.Tensor, H: torch.Tensor, out_hw=None) -> torch.Tensor:
+    """Differentiable, batched warp of feature maps: feat (B, C, h, w), H (B, 3, 3) -> (B, C, h', w').
+
+    Matches :func:`warp_image` (cv2.warpPerspective, bilinear, zero border) up to OpenCV's
+    fixed-point interpolation weights.
+    """
+    if feat.ndim != 4 or H.shape[-2:] != (3, 3) or H.shape[0] != feat.shape[0]:
+        raise ValueError(f"warp_features wants feat (B,C,h,w) and H (B,3,3); got {tuple(feat.shape)}, {tuple(H.shape)}")
+    out_hw = out_hw or feat.shape[-2:]
+    grid = homography_sampling_grid(H.to(feat.dtype), feat.shape[-2:], out_hw)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)

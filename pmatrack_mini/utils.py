@@ -1,0 +1,84 @@
+"""Small helpers shared by every module: seeds, atomic writes, the CI-size switch."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+# The one CI-size switch. Notebooks and demos shrink their sizes and step counts when set.
+FAST: bool = os.environ.get("PMATRACK_FAST", "0") not in ("", "0", "false", "False")
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and (if imported) torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A reader never sees a half-written file, and a failure leaves the old file untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def write_boxes(path: str | os.PathLike, boxes: np.ndarray, decimals: int = 2) -> None:
+    """Write (N, 4) boxes as comma-separated ``x,y,w,h`` rows, atomically."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    fmt = f"{{:.{decimals}f}}"
+    lines = [",".join(fmt.format(v) for v in row) for row in boxes]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def machine_info() -> dict:
+    """What a benchmark records about the machine it ran on."""
+    import platform
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover
+        pass
+    return info

@@ -1,0 +1,145 @@
+import cv2
+import numpy as np
+import pytest
+
+from pmatrack_mini.data.dataset import load_sequence
+from pmatrack_mini.data.synth import OFFSET_LEVELS, SynthConfig, render_sequence, write_sequence
+from pmatrack_mini.errors import PMATrackError
+from pmatrack_mini.geometry import apply_homography, box_center, invert, resize_homography, warp_boxes
+from pmatrack_mini.reference import center_displacement
+
+
+@pytest.fixture(scope="module")
+def seqs():
+    out = {}
+    for level in OFFSET_LEVELS:
+        out[level] = [render_sequence(SynthConfig(frames=40, offset=level), seed) for seed in range(12)]
+    return out
+
+
+def test_modalities_and_resolutions():
+    s = render_sequence(SynthConfig(frames=12, offset="small"), 0)
+    assert s["rgb"].shape == (12, 256, 320, 3) and s["tir"].shape == (12, 128, 160)
+    s2 = render_sequence(SynthConfig(frames=12, offset="small", rgb_size=(200, 160), tir_size=(120, 100)), 0)
+    assert s2["rgb"].shape[1:3] == (160, 200) and s2["tir"].shape[1:] == (100, 120)
+    # RGB is coloured; TIR is one channel
+    assert np.abs(s["rgb"][..., 0].astype(int) - s["rgb"][..., 1]).mean() > 10
+
+
+def test_no_pixelwise_function_maps_rgb_to_tir():
+    """Warp TIR back onto RGB exactly; grey level of RGB explains little of the TIR variance."""
+    s = render_sequence(SynthConfig(frames=10, offset="small", challenges=()), 3)
+    ratios = []
+    for t in range(0, 10, 3):
+        back = cv2.warpPerspective(s["tir"][t].astype(np.float32), invert(s["homography"][t]), (320, 256),
+                                   flags=cv2.INTER_LINEAR)
+        grey = cv2.cvtColor(s["rgb"][t], cv2.COLOR_RGB2GRAY)
+        valid = back > 0
+        g, v = grey[valid] // 8, back[valid]
+        cond_means = np.array([v[g == k].mean() if np.any(g == k) else 0 for k in range(32)])
+        eta2 = np.var(cond_means[g]) / np.var(v)  # correlation ratio: 1 = a function of RGB grey
+        ratios.append(eta2)
+    assert max(ratios) < 0.5
+
+
+def test_offset_ranges_per_level(seqs):
+    disp = {lvl: np.stack([s["displacement"] for s in ss]) for lvl, ss in seqs.items()}
+    assert disp["none"].max() < 1e-6
+    assert disp["small"].max() <= 15.0                         # LasHeR-Unaligned regime
+    assert disp["small"].mean() > 1.0
+    sizes = np.stack([s["visible"][:, 2:].max(axis=1) for s in seqs["large"]])
+    for d, sz in zip(disp["large"], sizes):                     # MUART244 regime, each sequence
+        assert d.max() >= 40.0 and d.max() >= sz.mean()
+    assert np.median(disp["large"]) >= 30.0
+
+
+def test_homography_consistent_with_boxes(seqs):
+    for s in seqs["large"][:4] + seqs["small"][:4]:
+        np.testing.assert_allclose(warp_boxes(s["homography"], s["visible"]), s["infrared"], atol=1e-9)
+        # H_t = S_res @ (rig, drift): removing the resolution change leaves a near-identity scale
+        S = resize_homography((320, 256), (160, 128))
+        rest = invert(S) @ s["homography"][0]
+        assert abs(rest[0, 0] - 1) < 0.2 and abs(rest[2, 2] - 1) < 1e-9
+
+
+def test_written_files_agree_and_reload(tmp_path):
+    s = render_sequence(SynthConfig(frames=15, offset="large"), 5)
+    write_sequence(s, tmp_path / "seq")
+    seq = load_sequence(tmp_path / "seq")
+    assert len(seq) == 15 and seq.sizes() == ((320, 256), (160, 128))
+    np.testing.assert_allclose(seq.gt_visible, s["visible"])
+    np.testing.assert_allclose(warp_boxes(seq.homography, seq.gt_visible), seq.gt_infrared, atol=0.006)
+    np.testing.assert_allclose(center_displacement(seq), s["displacement"], atol=1e-6)
+    assert set(seq.attributes) >= {"low_illumination", "thermal_crossover", "occlusion", "fast_motion",
+                                   "large_offset", "distractor"}
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_deterministic_for_a_seed():
+    a = render_sequence(SynthConfig(frames=12, offset="small"), 42)
+    b = render_sequence(SynthConfig(frames=12, offset="small"), 42)
+    c = render_sequence(SynthConfig(frames=12, offset="small"), 43)
+    assert np.array_equal(a["rgb"], b["rgb"]) and np.array_equal(a["tir"], b["tir"])
+    assert np.array_equal(a["homography"], b["homography"])
+    assert not np.array_equal(a["rgb"], c["rgb"])
+
+
+def _target_contrast(s, t, which):
+    """|mean inside target - mean of a ring around it| in the given modality."""
+    if which == "rgb":
+        img = cv2.cvtColor(s["rgb"][t], cv2.COLOR_RGB2GRAY).astype(float)
+        x, y, w, h = s["visible"][t].astype(int)
+    else:
+        img = s["tir"][t].astype(float)
+        x, y, w, h = np.round(s["infrared"][t]).astype(int)
+    inner = img[y + 1:y + h - 1, x + 1:x + w - 1].mean()
+    ring = np.concatenate([img[max(y - 4, 0):y, x:x + w].ravel(), img[y + h:y + h + 4, x:x + w].ravel()])
+    return abs(inner - ring.mean()), img.std()
+
+
+def test_challenges_degrade_their_modality():
+    s = render_sequence(SynthConfig(frames=60, offset="none", challenges=("low_illumination", "thermal_crossover")), 1)
+    li, tc = s["attributes"]["low_illumination"], s["attributes"]["thermal_crossover"]
+    assert li.sum() >= 10 and tc.sum() >= 10 and not li[:5].any()
+    t_li = np.flatnonzero(li)[len(np.flatnonzero(li)) // 2]
+    t_tc = np.flatnonzero(tc)[len(np.flatnonzero(tc)) // 2]
+    clean = [t for t in range(5)]
+    assert s["rgb"][t_li].mean() < 0.3 * np.mean([s["rgb"][t].mean() for t in clean])   # dark RGB
+    warm = np.mean([_target_contrast(s, t, "tir")[0] for t in clean])
+    assert _target_contrast(s, t_tc, "tir")[0] < 0.35 * warm                            # target ~ background in TIR
+
+
+def test_occlusion_partial_then_full_and_distractors():
+    s = render_sequence(SynthConfig(frames=60, offset="none", challenges=("occlusion",)), 2)
+    occ = np.flatnonzero(s["attributes"]["occlusion"])
+    assert len(occ) >= 10
+    ref = _target_contrast(s, 0, "tir")[0]
+    mid = occ[len(occ) // 2]
+    # in the middle of the sweep the cold occluder hides the warm target completely
+    x, y, w, h = s["visible"][mid].astype(int)
+    assert s["rgb"][mid, y:y + h, x:x + w].std(axis=(0, 1)).max() < 12
+    assert ref > 40
+    assert s["attributes"]["distractor"].dtype == bool
+
+
+def test_fast_motion_moves_faster():
+    s = render_sequence(SynthConfig(frames=80, offset="none", challenges=("fast_motion",)), 4)
+    fm = s["attributes"]["fast_motion"]
+    step = np.linalg.norm(np.diff(box_center(s["visible"]), axis=0), axis=1)
+    assert step[fm[1:]].mean() > 2.5 * step[~fm[1:]].mean()
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(PMATrackError, match="offset"):
+        SynthConfig(offset="huge")
+    with pytest.raises(PMATrackError, match="challenge"):
+        SynthConfig(challenges=("rain",))
+    with pytest.raises(PMATrackError, match="frames"):
+        SynthConfig(frames=3)
+
+
+def test_parallax_drift_changes_over_time(seqs):
+    s = seqs["small"][0]
+    back = invert(resize_homography((320, 256), (160, 128)))
+    shifts = np.stack([apply_homography(back @ h, [[160, 128]])[0] for h in s["homography"]])
+    assert np.ptp(shifts, axis=0).max() > 0.5   # the offset is not a fixed transform
