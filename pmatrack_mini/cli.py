@@ -3,6 +3,8 @@
     pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large} --seed S
     pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--json F] [--plot F]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
+    pmatrack-mini train --preset cpu-mini --data DIR --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
+    pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR
 
 Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback.
 """
@@ -98,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--list", default=None)
     r.set_defaults(func=cmd_reference)
 
+    from .tracker import add_cli as add_track
+    from .train import add_cli as add_train
+
+    add_train(sub)
+    add_track(sub)
     return p
 
 

@@ -1,0 +1,75 @@
+"""FLOPs, speed and utilisation.
+
+* FLOPs are counted with fvcore, which counts **multiply-adds** (MACs; one MAC = 2 FLOPs, half of what
+  torch's FlopCounterMode reports). fvcore (like torch's counter) does not see the fused
+  ``scaled_dot_product_attention`` that timm's attention calls, so :func:`count_macs` registers a handle
+  for it: softmax(Q K^T) V costs B h N M d (Q K^T) + B h N M d_v (times V) MACs.
+* Utilisation (model-FLOP utilisation) = achieved FLOP/s of a forward pass / this machine's fp32 matmul
+  FLOP/s measured in the same run (:func:`matmul_flops_per_s`).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+
+import torch
+
+
+def _sdpa_handle(inputs, outputs):
+    from fvcore.nn.jit_handles import get_shape
+
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    *batch, n, d = q
+    m, dv = k[-2], v[-1]
+    b = 1
+    for s in batch:
+        b *= s
+    return Counter({"scaled_dot_product_attention": b * n * m * d + b * n * m * dv})
+
+
+def count_macs(model: torch.nn.Module, inputs: tuple) -> dict:
+    """fvcore MAC count of ``model(*inputs)``: {'total': int, 'by_module': {name: int}, 'by_operator': {...}}."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # fvcore.nn imports torch.jit helpers
+        from fvcore.nn import FlopCountAnalysis
+
+    was_training = model.training
+    model.eval()
+    fca = FlopCountAnalysis(model, inputs)
+    fca.set_op_handle("aten::scaled_dot_product_attention", _sdpa_handle)
+    fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with torch.no_grad():
+        out = dict(total=int(fca.total()), by_module={k: int(v) for k, v in fca.by_module().items()},
+                   by_operator={k: int(v) for k, v in fca.by_operator().items()})
+    model.train(was_training)
+    return out
+
+
+def matmul_flops_per_s(n: int = 1024, repeats: int = 20, device="cpu") -> float:
+    """fp32 FLOP/s of an n x n x n matmul (2 n^3 FLOPs each), best of ``repeats``."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def latency(fn, warmup: int = 5, repeats: int = 30) -> float:
+    """Median seconds per call of ``fn()``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from pmatrack_mini.config import get_config
+from pmatrack_mini.data import load_dataset
+from pmatrack_mini.data.crops import crop_matrix
+from pmatrack_mini.data.sampler import PairSampler
+from pmatrack_mini.errors import PMATrackError
+from pmatrack_mini.geometry import apply_homography, warp_boxes, xywh_to_cxcywh
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return {s.name: s for s in load_dataset("data_samples")}
+
+
+def test_crop_matrix_maps_centre_and_side():
+    C = crop_matrix(100.0, 50.0, side=64.0, out=128)
+    np.testing.assert_allclose(apply_homography(C, [[100, 50]]), [[63.5, 63.5]])   # centre of a 128 px crop
+    # a box of 32 px centred there covers half of the crop
+    b = warp_boxes(C, np.array([[84.5, 34.5, 32, 32]]))
+    np.testing.assert_allclose(xywh_to_cxcywh(b[0]) / 128, [0.5, 0.5, 0.5, 0.5])
+
+
+def test_batch_shapes_boxes_and_determinism(samples):
+    cfg = get_config("cpu-mini")
+    s = PairSampler(list(samples.values()), cfg.model, cfg.train)
+    a, b = s.batch(3, 8, seed=1), s.batch(3, 8, seed=1)
+    assert a["x_rgb"].shape == (8, 3, 128, 128) and a["z_tir"].shape == (8, 3, 64, 64)
+    assert float(a["x_rgb"].max()) <= 1.0 and a["box"].shape == (8, 4)
+    for k in a:
+        assert np.array_equal(a[k].numpy(), b[k].numpy(), equal_nan=True)
+    assert not np.array_equal(a["box"].numpy(), s.batch(4, 8, seed=1)["box"].numpy())
+    # OSTrack's jitter keeps the target inside the search region
+    assert (a["box"][:, :2] > 0.05).all() and (a["box"][:, :2] < 0.95).all()
+
+
+def test_offsets_zero_when_aligned_and_exact_when_not(samples):
+    cfg = get_config("cpu-mini")
+    aligned = PairSampler([samples["none_lowlight"]], cfg.model, cfg.train).batch(0, 16)
+    assert aligned["offset"].abs().max() < 0.75       # TIR boxes are warped GT, rounded to 0.01 px
+    big = PairSampler([samples["large_fastmotion"]], cfg.model, cfg.train).batch(0, 16)
+    norms = big["offset"].norm(dim=1)
+    assert norms.min() > 10                           # 40+ RGB px at a crop scale of roughly 1
+    # H_crop maps the RGB box centre in the crop onto the TIR box centre in the crop
+    out = cfg.model.search_size
+    for i in range(4):
+        H = big["H_crop"][i].double().numpy()
+        c_rgb = big["box"][i, :2].double().numpy() * out - 0.5
+        c_tir = big["tir_box"][i, :2].double().numpy() * out - 0.5
+        np.testing.assert_allclose(apply_homography(H, c_rgb[None])[0], c_tir, atol=1.0)
+
+
+def test_sampler_rejects_empty():
+    cfg = get_config("cpu-mini")
+    with pytest.raises(PMATrackError, match="at least one sequence"):
+        PairSampler([], cfg.model, cfg.train)

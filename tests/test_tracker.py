@@ -1,0 +1,74 @@
+import numpy as np
+import torch
+import pytest
+
+from pmatrack_mini.cli import main
+from pmatrack_mini.config import get_config
+from pmatrack_mini.data import load_dataset
+from pmatrack_mini.errors import PMATrackError
+from pmatrack_mini.models import build_model
+from pmatrack_mini.tracker import Tracker, clip_box, hann2d
+from pmatrack_mini.train import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=1, num_heads=2, head_channels=32))
+    path = tmp_path_factory.mktemp("ck") / "model.pt"
+    save_checkpoint(path, build_model(cfg), cfg, step=0)
+    return path
+
+
+def test_track_cli_writes_toolkit_files(ckpt, tmp_path, capsys):
+    lst = tmp_path / "list.txt"
+    lst.write_text("small_occlusion\n")
+    out = tmp_path / "res"
+    assert main(["track", "--checkpoint", str(ckpt), "--dataset", "data_samples", "--list", str(lst),
+                 "--out", str(out), "--quiet"]) == 0
+    rows = np.loadtxt(out / "small_occlusion.txt", delimiter=",")
+    assert rows.shape == (40, 4) and np.all(rows[:, 2:] > 0)
+    assert main(["eval", "--dataset", "data_samples", "--list", str(lst), "--results", str(out)]) == 0
+    assert "FPS" in capsys.readouterr().out
+
+
+def test_checkpoint_errors(ckpt, tmp_path, capsys):
+    args = ["--dataset", "data_samples", "--out", str(tmp_path / "r"), "--quiet"]
+    assert main(["track", "--checkpoint", str(tmp_path / "none.pt")] + args) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(ckpt.read_bytes()[:2000])
+    assert main(["track", "--checkpoint", str(bad)] + args) == 2
+    assert "truncated or foreign" in capsys.readouterr().err
+    assert main(["track", "--checkpoint", str(ckpt), "--preset", "paper"] + args) == 2
+    assert "preset is 'cpu-mini'" in capsys.readouterr().err
+
+
+def test_mismatched_modalities_are_refused(ckpt, tmp_path, capsys):
+    import shutil
+    shutil.copytree("data_samples/small_occlusion", tmp_path / "ds" / "s")
+    for p in sorted((tmp_path / "ds" / "s" / "infrared").iterdir())[-3:]:
+        p.unlink()
+    lines = (tmp_path / "ds" / "s" / "infrared.txt").read_text().splitlines()[:-3]
+    (tmp_path / "ds" / "s" / "infrared.txt").write_text("\n".join(lines) + "\n")
+    assert main(["track", "--checkpoint", str(ckpt), "--dataset", str(tmp_path / "ds"), "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 2
+    assert "mismatched modalities" in capsys.readouterr().err
+
+
+def test_tracker_api_errors_and_helpers(ckpt):
+    from pmatrack_mini.train import model_from_checkpoint
+    model, cfg, _ = model_from_checkpoint(ckpt)
+    seq = load_dataset("data_samples")[0]
+    tr = Tracker(model, cfg)
+    with pytest.raises(PMATrackError, match="initialize"):
+        tr.track(seq.rgb(1), seq.tir(1))
+    with pytest.raises(PMATrackError, match="w, h > 0"):
+        tr.initialize(seq.rgb(0), seq.tir(0), [1, 2, 0, 4])
+    with pytest.raises(PMATrackError, match=r"\(H, W, 3\)"):
+        tr.initialize(seq.rgb(0), seq.tir(0)[..., 0], seq.init_box)
+    tr.initialize(seq.rgb(0), seq.tir(0), seq.init_box)
+    box = tr.track(seq.rgb(1), seq.tir(1))
+    assert box.shape == (4,) and box[0] >= 0 and box[0] + box[2] <= 320
+    w = hann2d(8)
+    assert w.shape == (8, 8) and w.min() > 0 and torch.isclose(w[3:5, 3:5].min(), w.max())
+    np.testing.assert_allclose(clip_box(np.array([-50.0, 10, 30, 20]), (320, 256)), [0, 10, 10, 20])
