@@ -5,6 +5,7 @@
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
     pmatrack-mini train --preset cpu-mini --data DIR --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
     pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR
+    pmatrack-mini train-experts --backbone CKPT --data DIR [DIR ...] --out DIR [--experts tre fme dpe]
 
 Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback.
 """
@@ -102,9 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .tracker import add_cli as add_track
     from .train import add_cli as add_train
+    from .train_experts import add_cli as add_train_experts
 
     add_train(sub)
     add_track(sub)
+    add_train_experts(sub)
     return p
 
 

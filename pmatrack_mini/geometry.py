@@ -190,3 +190,21 @@ def warp_features(feat: torch.Tensor, H: torch.Tensor, out_hw=None) -> torch.Ten
     out_hw = out_hw or feat.shape[-2:]
     grid = homography_sampling_grid(H.to(feat.dtype), feat.shape[-2:], out_hw)
     return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def alignment_params(H: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+    """Ground-truth alignment parameters of a homography at a point, batched.
+
+    H (B, 3, 3) maps RGB crop px -> TIR crop px; center (B, 2) is the RGB target centre (crop px).
+    Returns (B, 4): the centre displacement d = H(c) - c and the log local scales, from the Jacobian of
+    u = (h11 x + h12 y + h13) / w, v = (h21 x + h22 y + h23) / w, w = h31 x + h32 y + h33 at c:
+        s_x = du/dx = (h11 - u h31) / w,    s_y = dv/dy = (h22 - v h32) / w.
+    Identity gives zeros; a pure shift gives the shift; a pure scale about c gives (0, 0, log s_x, log s_y).
+    """
+    x, y = center[:, 0], center[:, 1]
+    w = H[:, 2, 0] * x + H[:, 2, 1] * y + H[:, 2, 2]
+    u = (H[:, 0, 0] * x + H[:, 0, 1] * y + H[:, 0, 2]) / w
+    v = (H[:, 1, 0] * x + H[:, 1, 1] * y + H[:, 1, 2]) / w
+    sx = (H[:, 0, 0] - u * H[:, 2, 0]) / w
+    sy = (H[:, 1, 1] - v * H[:, 2, 1]) / w
+    return torch.stack([u - x, v - y, torch.log(sx), torch.log(sy)], dim=1)

@@ -73,3 +73,52 @@ def latency(fn, warmup: int = 5, repeats: int = 30) -> float:
         times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2]
+
+
+def _logsumexp_handle(inputs, outputs):
+    """One operation per input element (an exp and an add): Sinkhorn's inner loop, which fvcore ignores."""
+    from fvcore.nn.jit_handles import get_shape
+
+    n = 1
+    for s in get_shape(inputs[0]):
+        n *= s
+    return Counter({"logsumexp": n})
+
+
+class _ExpertCall(torch.nn.Module):
+    """Adapter so that fvcore can trace ``expert((z_rgb, x_rgb), (z_tir, x_tir))['params']``."""
+
+    def __init__(self, expert):
+        super().__init__()
+        self.expert = expert
+
+    def forward(self, z_r, x_r, z_t, x_t):
+        return self.expert((z_r, x_r), (z_t, x_t))["params"]
+
+
+def expert_costs(experts, num_template: int | None = None) -> dict:
+    """MACs per call (batch 1) of each alignment expert: {name: MACs}; the router's c_e.
+
+    ``experts``: a {name: expert} mapping, or a module with an ``experts`` attribute (ModuleDict).
+    Sinkhorn's log-sum-exp is counted as one operation per element (fvcore ignores element-wise ops).
+    """
+    experts = getattr(experts, "experts", experts)
+    out = {}
+    for name, e in dict(experts).items():
+        nz = num_template or max(1, (e.grid // 2) ** 2)
+        param = next(e.parameters())
+        z = torch.randn(1, nz, e.dim, device=param.device)
+        x = torch.randn(1, e.grid * e.grid, e.dim, device=param.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from fvcore.nn import FlopCountAnalysis
+        was = e.training
+        e.eval()
+        fca = FlopCountAnalysis(_ExpertCall(e), (z, x, z, x))
+        fca.set_op_handle("aten::scaled_dot_product_attention", _sdpa_handle)
+        fca.set_op_handle("aten::logsumexp", _logsumexp_handle)
+        fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+        with torch.no_grad():
+            out[name] = int(fca.total())
+        e.train(was)
+    return out

@@ -104,3 +104,18 @@ def test_feature_warp_is_differentiable_and_batched():
 def test_warp_features_rejects_bad_shapes():
     with pytest.raises(ValueError, match="B,C,h,w"):
         G.warp_features(torch.zeros(3, 8, 8), torch.eye(3)[None])
+
+
+def test_alignment_params_invariants():
+    c = torch.tensor([[40.0, 30.0], [10.0, 70.0]], dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.float64).expand(2, 3, 3)
+    assert torch.allclose(G.alignment_params(eye, c), torch.zeros(2, 4, dtype=torch.float64))
+    shift = torch.from_numpy(np.stack([G.translation(5, -3), G.translation(-2, 7)]))
+    assert torch.allclose(G.alignment_params(shift, c), torch.tensor([[5.0, -3, 0, 0], [-2, 7, 0, 0]], dtype=torch.float64))
+    scale = torch.from_numpy(np.stack([G.homography_from_params(sx=1.5, sy=0.8, center=tuple(p)) for p in c.numpy()]))
+    expect = torch.tensor([[0, 0, np.log(1.5), np.log(0.8)]] * 2, dtype=torch.float64)
+    assert torch.allclose(G.alignment_params(scale, c), expect, atol=1e-12)
+    # shift + scale about c: both recovered
+    both = torch.from_numpy(np.stack([G.homography_from_params(dx=4, dy=1, sx=1.2, sy=1.2, center=tuple(p)) for p in c.numpy()]))
+    assert torch.allclose(G.alignment_params(both, c)[:, :2], torch.tensor([[4.0, 1.0]] * 2, dtype=torch.float64))
+    assert torch.allclose(G.alignment_params(both, c)[:, 2:].exp(), torch.full((2, 2), 1.2, dtype=torch.float64))

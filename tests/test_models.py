@@ -109,3 +109,19 @@ def test_paper_preset_forward_and_ostrack_mapping():
     with torch.no_grad():
         out = net(*_inputs(cfg, B=1))
     assert out["score_map"].shape == (1, 1, 16, 16) and torch.isfinite(out["boxes"]).all()
+
+
+def test_attention_maps_reproduce_the_block():
+    from pmatrack_mini.models.backbone import attention_maps
+
+    torch.manual_seed(0)
+    net = build_model(get_config("cpu-mini", model=dict(depth=1))).eval()
+    blk = net.backbone.blocks[0]
+    x = torch.randn(2, 160, 192)
+    A = attention_maps(blk, x)
+    assert A.shape == (2, 3, 160, 160) and torch.allclose(A.sum(-1), torch.ones(2, 3, 160))
+    # A @ V, then the projection, equals the block's attention branch
+    B, N, C = x.shape
+    v = blk.attn.qkv(blk.norm1(x)).reshape(B, N, 3, 3, C // 3).permute(2, 0, 3, 1, 4)[2]
+    mine = blk.attn.proj((A @ v).transpose(1, 2).reshape(B, N, C))
+    assert torch.allclose(mine, blk.attn(blk.norm1(x)), atol=1e-5)

@@ -55,3 +55,17 @@ def test_sampler_rejects_empty():
     cfg = get_config("cpu-mini")
     with pytest.raises(PMATrackError, match="at least one sequence"):
         PairSampler([], cfg.model, cfg.train)
+
+
+def test_aligned_tir_crop_puts_the_target_where_rgb_has_it(samples):
+    from pmatrack_mini.data.crops import aligned_tir_crop, crop_matrix
+
+    seq = samples["large_fastmotion"]
+    t = 10
+    box = seq.gt_visible[t]
+    cx, cy = box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2
+    C = crop_matrix(cx, cy, 4 * np.sqrt(box[2] * box[3]), 128)
+    crop = aligned_tir_crop(seq.tir(t), C, seq.homography[t], 128)[..., 0].astype(float)
+    # the warm target sits at the centre of the aligned crop
+    centre = crop[56:72, 56:72].mean()
+    assert centre > np.median(crop) + 40

@@ -45,3 +45,12 @@ def crop_pair(rgb: np.ndarray, tir: np.ndarray, center, side: float, out: int, S
 
 def box_center_xy(box_xywh) -> np.ndarray:
     return box_center(np.asarray(box_xywh, dtype=np.float64)[None])[0]
+
+
+def aligned_tir_crop(tir: np.ndarray, C_rgb: np.ndarray, H: np.ndarray, out: int) -> np.ndarray:
+    """The TIR crop an *oracle* would cut: pixel p of it shows what pixel p of the RGB crop shows.
+
+    TIR px -> RGB px is H^-1, RGB px -> crop px is C_rgb, so the crop is warped by C_rgb H^-1.
+    """
+    M = C_rgb @ np.linalg.inv(H)
+    return cv2.warpPerspective(tir, M / M[2, 2], (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

@@ -10,6 +10,8 @@ Ground truth exposed per sample, in the search crop:
   ``tir_box``  TIR target in the naive TIR crop, same units
   ``offset``   TIR centre - RGB centre, crop pixels       (what alignment has to undo)
   ``H_crop``   RGB crop px -> TIR crop px (exact, from homography.txt; NaN when unknown)
+  ``px_per_crop_px``  RGB image px per search-crop px (to report errors in image pixels)
+  ``seq``, ``frame``  where the search frame came from (for per-attribute evaluation)
 
 Batches are a pure function of (seed, step, rank): a resumed run sees the same data.
 """
@@ -77,7 +79,8 @@ class PairSampler:
         else:
             H_crop = np.full((3, 3), np.nan)
         return dict(z_rgb=z_rgb, x_rgb=x_rgb, z_tir=z_tir, x_tir=x_tir, box=box, tir_box=tir_box,
-                    offset=(tir_box[:2] - box[:2]) * out, H_crop=H_crop)
+                    offset=(tir_box[:2] - box[:2]) * out, H_crop=H_crop, px_per_crop_px=np.float64(side / out),
+                    seq=np.int64(i), frame=np.int64(tx))
 
     def batch(self, step: int, batch_size: int, seed: int = 0, rank: int = 0) -> dict:
         rng = np.random.default_rng([seed, step, rank])
@@ -93,6 +96,8 @@ def to_tensor_images(imgs: list | np.ndarray) -> torch.Tensor:
 
 def collate(items: list[dict]) -> dict:
     out = {k: to_tensor_images([it[k] for it in items]) for k in ("z_rgb", "x_rgb", "z_tir", "x_tir")}
-    for k in ("box", "tir_box", "offset", "H_crop"):
+    for k in ("box", "tir_box", "offset", "H_crop", "px_per_crop_px"):
         out[k] = torch.from_numpy(np.stack([it[k] for it in items])).float()
+    for k in ("seq", "frame"):
+        out[k] = torch.from_numpy(np.stack([it[k] for it in items]))
     return out

@@ -68,10 +68,11 @@ class OneStreamViT(nn.Module):
         x = self.patch_embed((x - self.mean) / self.std) + self.pos_embed_x    # (B, Nx, C)
         return torch.cat([z, x], dim=1) + self.modality_embed[m]                # (B, Nz + Nx, C)
 
-    def forward(self, templates: list, searches: list, hooks: dict | None = None):
+    def forward(self, templates: list, searches: list, hooks: dict | None = None, upto: int | None = None):
         """templates / searches: one image batch per modality.
 
         Returns (tokens (B, M (Nz + Nx), C) after the final norm, [token states after each block]).
+        ``upto=k`` stops after block k and returns (None, states[: k + 1]) (features for alignment experts).
         """
         if len(templates) != self.num_modalities or len(searches) != self.num_modalities:
             raise ValueError(f"expected {self.num_modalities} modalities, got {len(templates)} / {len(searches)}")
@@ -82,6 +83,8 @@ class OneStreamViT(nn.Module):
             if hooks and i in hooks:
                 tokens = hooks[i](tokens)
             states.append(tokens)
+            if upto is not None and i == upto:
+                return None, states
         return self.norm(tokens), states
 
     def split(self, tokens: torch.Tensor) -> list:
@@ -139,3 +142,17 @@ def convert_pretrained(state: dict, backbone: OneStreamViT) -> dict:
         if out["patch_embed.proj.weight"].shape[0] != C:
             raise ValueError(f"checkpoint width {out['patch_embed.proj.weight'].shape[0]} != model width {C}")
     return out
+
+
+def attention_maps(block, tokens: torch.Tensor) -> torch.Tensor:
+    """The attention weights a timm ``Block`` computes for ``tokens`` (B, N, C): (B, heads, N, N).
+
+    timm calls the fused scaled_dot_product_attention, which does not return its weights, so we
+    recompute them from the block's own projections: A = softmax(Q K^T / sqrt(d)).
+    """
+    attn = block.attn
+    B, N, C = tokens.shape
+    qkv = attn.qkv(block.norm1(tokens)).reshape(B, N, 3, attn.num_heads, C // attn.num_heads)
+    q, k, _ = qkv.permute(2, 0, 3, 1, 4)                              # each (B, h, N, d)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    return torch.softmax(q @ k.transpose(-2, -1) * attn.scale, dim=-1)  # (B, h, N, N)

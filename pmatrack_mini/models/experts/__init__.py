@@ -1,0 +1,83 @@
+"""Alignment experts: given one backbone layer's template and search tokens of both modalities, where is
+the TIR target relative to where the RGB crop says it should be (and, at the scale stage, how much larger)?
+
+Common interface (every expert)::
+
+    out = expert((z_rgb, x_rgb), (z_tir, x_tir))     # tokens: z (B, Nz, C), x (B, Nx, C)
+    out["params"]                                     # (B, 5): dx, dy, dlog_sx, dlog_sy, confidence logit
+
+* dx, dy: TIR centre minus RGB centre in **search-crop pixels** (the sampler's ``offset``),
+  bounded by tanh to +-search_size / 2;
+* dlog_sx, dlog_sy: log scales bounded by tanh * ln 4; zero at the ``center`` stage (as the official code);
+* confidence: a logit, free.
+
+Costs rise TRE < FME < DPE (see ``pmatrack_mini.profile.expert_costs``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+STAGES = ("center", "scale", "refine")
+
+
+class AlignmentExpert(nn.Module):
+    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center"):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.dim, self.grid, self.search_size, self.stage = dim, grid, search_size, stage
+
+    def finish(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B, 5) unbounded -> params: dx, dy = tanh * S / 2; dlog s = tanh * ln 4 (0 at the centre stage)."""
+        shift = torch.tanh(raw[:, :2]) * (self.search_size / 2)
+        log_s = torch.tanh(raw[:, 2:4]) * math.log(4.0)
+        if self.stage == "center":
+            log_s = log_s * 0.0
+        return torch.cat([shift, log_s, raw[:, 4:5]], dim=1)
+
+    def maps(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, Nx, C) search tokens -> (B, C, H, W)."""
+        B, N, C = x.shape
+        return x.transpose(1, 2).reshape(B, C, self.grid, self.grid)
+
+
+def expert_loss(params: torch.Tensor, target: torch.Tensor, patch_size: int, with_scale: bool) -> torch.Tensor:
+    """Smooth-L1 on the centre offset (in feature cells, so ~1 per patch) plus, at later stages, on log scales.
+
+    target (B, 4): dx, dy (crop px), log sx, log sy — from ``geometry.alignment_params``.
+    """
+    loss = F.smooth_l1_loss(params[:, :2] / patch_size, target[:, :2] / patch_size)
+    if with_scale:
+        loss = loss + F.smooth_l1_loss(params[:, 2:4], target[:, 2:4])
+    return loss
+
+
+def cell_mask(boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, 4) normalised cx, cy, w, h -> (B, grid * grid) 1 where a cell centre lies inside the box."""
+    c = (torch.arange(grid, device=boxes.device, dtype=boxes.dtype) + 0.5) / grid
+    x1, x2 = boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 0] + boxes[:, 2] / 2
+    y1, y2 = boxes[:, 1] - boxes[:, 3] / 2, boxes[:, 1] + boxes[:, 3] / 2
+    inx = (c[None] >= x1[:, None]) & (c[None] <= x2[:, None])          # (B, W)
+    iny = (c[None] >= y1[:, None]) & (c[None] <= y2[:, None])          # (B, H)
+    m = (iny[:, :, None] & inx[:, None, :]).flatten(1).to(boxes.dtype)  # (B, H W)
+    # a target smaller than a cell still marks the cell holding its centre
+    idx = ((boxes[:, 1] * grid).long().clamp(0, grid - 1) * grid + (boxes[:, 0] * grid).long().clamp(0, grid - 1))
+    return m.scatter(1, idx[:, None], 1.0)
+
+
+def build_expert(name: str, dim: int, grid: int, search_size: int, stage: str = "center") -> AlignmentExpert:
+    from .dpe import DPE
+    from .fme import FME
+    from .tre import TRE
+
+    table = {"tre": TRE, "fme": FME, "dpe": DPE}
+    if name not in table:
+        raise ValueError(f"unknown expert {name!r}; choose from {sorted(table)}")
+    return table[name](dim, grid, search_size, stage)
+
+
+EXPERTS = ("tre", "fme", "dpe")

@@ -1,0 +1,89 @@
+import math
+
+import pytest
+import torch
+
+from pmatrack_mini.models.experts import EXPERTS, build_expert, cell_mask, expert_loss
+from pmatrack_mini.models.experts.fme import frequency_split, local_correlation
+from pmatrack_mini.models.experts.tre import centroid_offset, displacement_histogram, plan_mode_offset
+from pmatrack_mini.ot import sinkhorn, grid_cost
+from pmatrack_mini.profile import expert_costs
+
+C, G, S = 32, 8, 128
+
+
+def _tokens(B=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ((torch.randn(B, 16, C, generator=g), torch.randn(B, 64, C, generator=g)),
+            (torch.randn(B, 16, C, generator=g), torch.randn(B, 64, C, generator=g)))
+
+
+@pytest.mark.parametrize("name", EXPERTS)
+@pytest.mark.parametrize("stage", ["center", "scale"])
+def test_interface_shapes_bounds_and_gradients(name, stage):
+    torch.manual_seed(0)
+    e = build_expert(name, C, G, S, stage=stage)
+    rgb, tir = _tokens()
+    rgb = tuple(t.requires_grad_(True) for t in rgb)
+    out = e(rgb, tir)
+    p = out["params"]
+    assert p.shape == (2, 5) and torch.isfinite(p).all()
+    assert p[:, :2].abs().max() <= S / 2 and p[:, 2:4].abs().max() <= math.log(4) + 1e-6
+    if stage == "center":
+        assert p[:, 2:4].abs().max() == 0
+    target = torch.tensor([[10.0, -5.0, 0.1, 0.0], [0.0, 3.0, 0.0, -0.1]])
+    expert_loss(p, target, 16, with_scale=stage != "center").backward()
+    assert all(q.grad is not None for q in e.parameters() if q.requires_grad and q.ndim > 1 and q.grad is not None)
+    assert rgb[1].grad is not None and rgb[1].grad.abs().sum() > 0      # gradients reach the backbone tokens
+
+
+def test_costs_rise_tre_fme_dpe_at_cpu_mini_width():
+    costs = expert_costs({n: build_expert(n, 192, 8, 128) for n in EXPERTS})
+    assert costs["tre"] < costs["fme"] < costs["dpe"], costs
+
+
+def test_mean_readout_of_any_plan_is_the_centroid_difference():
+    """sum_ij T_ij (p_j - p_i) = centroid(b) - centroid(a) for every feasible plan: the mean ignores the plan."""
+    torch.manual_seed(1)
+    a = torch.softmax(torch.randn(3, 64, dtype=torch.float64) * 2, 1)
+    b = torch.softmax(torch.randn(3, 64, dtype=torch.float64) * 2, 1)
+    K = 2 * G - 1
+    disp = torch.stack(torch.meshgrid(torch.arange(K) - (G - 1), torch.arange(K) - (G - 1), indexing="ij"), 0).double()
+    cost = grid_cost(G, G, dtype=torch.float64).expand(3, -1, -1)
+    for plan in (sinkhorn(a, b, cost, 0.5, n_iters=5000, tol=1e-10),
+                 a[:, :, None] * b[:, None, :]):                      # OT plan and the independent coupling
+        hist = displacement_histogram(plan, G)
+        mean = torch.stack([(hist * disp[1]).sum((1, 2)), (hist * disp[0]).sum((1, 2))], 1)   # (dx, dy)
+        assert torch.allclose(mean, centroid_offset(a, b, G), atol=1e-8)
+
+
+def test_mode_readout_ignores_a_one_modality_distractor():
+    """Target at cell (2, 2) in RGB and (4, 2) in TIR; a hot distractor only in TIR at (7, 7)."""
+    a = torch.zeros(1, 64)
+    a[0, 2 * 8 + 2] = 1.0
+    b = torch.zeros(1, 64)
+    b[0, 2 * 8 + 4], b[0, 7 * 8 + 7] = 0.6, 0.4
+    a = a * 0.96 + 0.04 / 64
+    b = b * 0.96 + 0.04 / 64
+    plan = sinkhorn(a, b, grid_cost(8, 8)[None], 0.3, n_iters=300)
+    mode = plan_mode_offset(displacement_histogram(plan, 8))
+    assert mode.tolist() == [[2.0, 0.0]]                                   # the true shift, in cells
+    assert (centroid_offset(a, b, 8) - torch.tensor([[2.0, 0.0]])).norm() > 1.5   # the centroid is pulled away
+
+
+def test_frequency_split_and_correlation():
+    x = torch.randn(2, 4, 8, 8)
+    low, high = frequency_split(x)
+    assert low.shape == high.shape == x.shape
+    const = torch.ones(1, 1, 8, 8) * 3
+    assert torch.allclose(frequency_split(const)[1], torch.zeros_like(const), atol=1e-6)  # no high band in a constant
+    f = torch.nn.functional.normalize(torch.randn(1, 16, 8, 8), dim=1)   # unit vectors: self-match is the max
+    shifted = torch.roll(f, shifts=(1, 2), dims=(2, 3))                   # f_b(i + delta) = f_a(i) at delta = (1, 2)
+    vol = local_correlation(f, shifted, 3)                                # (1, 49, 64)
+    best = vol[0, :, 3 * 8 + 3].argmax()                                  # an interior position
+    assert int(best) == (3 + 1) * 7 + (3 + 2)
+
+
+def test_cell_mask():
+    m = cell_mask(torch.tensor([[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.01, 0.01]]), 8)
+    assert m.shape == (2, 64) and m[0].sum() == 4 and m[1].sum() == 1 and m[1, 0] == 1

@@ -1,0 +1,72 @@
+import numpy as np
+import ot
+import pytest
+import torch
+
+from pmatrack_mini.ot import grid_cost, sinkhorn
+
+
+def _problem(B=3, N=12, M=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(B, N, generator=g, dtype=torch.float64) + 0.1
+    b = torch.rand(B, M, generator=g, dtype=torch.float64) + 0.1
+    a, b = a / a.sum(1, keepdim=True), b / b.sum(1, keepdim=True)
+    x, y = torch.rand(B, N, 2, generator=g, dtype=torch.float64), torch.rand(B, M, 2, generator=g, dtype=torch.float64)
+    return a, b, torch.cdist(x, y) ** 2
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.05, 0.01])
+def test_matches_pot_sinkhorn(eps):
+    a, b, C = _problem()
+    plan = sinkhorn(a, b, C, eps, n_iters=5000, tol=1e-12)
+    for i in range(a.shape[0]):
+        ref = ot.sinkhorn(a[i].numpy(), b[i].numpy(), C[i].numpy(), eps, numItermax=100000, stopThr=1e-13,
+                          method="sinkhorn_log")
+        np.testing.assert_allclose(plan[i].numpy(), ref, atol=1e-9)
+        np.testing.assert_allclose(float((plan[i] * C[i]).sum()), float((ref * C[i].numpy()).sum()), rtol=1e-8)
+
+
+def test_small_epsilon_approaches_exact_emd():
+    a, b, C = _problem(seed=1)
+    plan = sinkhorn(a, b, C, 1e-4, n_iters=20000, tol=1e-11)
+    for i in range(a.shape[0]):
+        exact = ot.emd(a[i].numpy(), b[i].numpy(), C[i].numpy())
+        cost_ot = float((exact * C[i].numpy()).sum())
+        assert abs(float((plan[i] * C[i]).sum()) - cost_ot) < 1e-3 * cost_ot + 1e-6
+        assert np.abs(plan[i].numpy() - exact).sum() < 0.02   # the (unique) optimal plan
+
+
+def test_marginals_and_no_nan_at_tiny_epsilon_in_float32():
+    F = 8
+    C = grid_cost(F, F).expand(4, -1, -1)
+    a = torch.softmax(torch.randn(4, F * F) * 3, 1)
+    b = torch.softmax(torch.randn(4, F * F) * 3, 1)
+    b[:, :5] = 0
+    b = b / b.sum(1, keepdim=True)                 # zero-mass cells
+    plan = sinkhorn(a, b, C, epsilon=0.02, n_iters=300)   # exp(-C / eps) underflows here in float32
+    assert torch.isfinite(plan).all() and (plan >= 0).all()
+    assert torch.allclose(plan.sum(1), b, atol=1e-4)        # exact after each g update
+    assert plan[:, :, :5].abs().max() == 0
+    independent = (a[:, :, None] * b[:, None, :] * C).sum((1, 2))
+    assert ((plan * C).sum((1, 2)) < independent).all()
+    # at an epsilon scaled to the cost (cells^2) both marginals converge in a few hundred iterations
+    plan = sinkhorn(a, b, C, epsilon=1.0, n_iters=300)
+    assert torch.allclose(plan.sum(1), b, atol=1e-4) and torch.allclose(plan.sum(2), a, atol=1e-4)
+
+
+def test_differentiable():
+    a, b, C = _problem(B=2, N=6, M=6)
+    C = C.clone().requires_grad_(True)
+    logits = torch.zeros(2, 6, dtype=torch.float64, requires_grad=True)
+    plan = sinkhorn(torch.softmax(logits, 1), b, C, 0.1, n_iters=50)
+    (plan * C).sum().backward()
+    assert torch.isfinite(C.grad).all() and C.grad.abs().sum() > 0 and torch.isfinite(logits.grad).all()
+
+
+def test_grid_cost_and_bad_input():
+    C = grid_cost(2, 3)
+    assert C.shape == (6, 6) and C[0, 5] == 1 + 4 and torch.all(C.diagonal() == 0)
+    with pytest.raises(ValueError, match="epsilon"):
+        sinkhorn(torch.ones(1, 2) / 2, torch.ones(1, 2) / 2, torch.zeros(1, 2, 2), 0.0)
+    with pytest.raises(ValueError, match="cost"):
+        sinkhorn(torch.ones(1, 2) / 2, torch.ones(1, 3) / 3, torch.zeros(1, 2, 2), 0.1)
