@@ -87,3 +87,25 @@ def test_frequency_split_and_correlation():
 def test_cell_mask():
     m = cell_mask(torch.tensor([[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.01, 0.01]]), 8)
     assert m.shape == (2, 64) and m[0].sum() == 4 and m[1].sum() == 1 and m[1, 0] == 1
+
+
+def test_train_experts_cli_smoke_and_errors(tmp_path, capsys):
+    from pmatrack_mini.cli import main
+    from pmatrack_mini.config import get_config
+    from pmatrack_mini.models import build_model
+    from pmatrack_mini.train import save_checkpoint
+    from pmatrack_mini.train_experts import FrozenFeatures
+
+    cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=2, num_heads=2, head_channels=32))
+    ck = tmp_path / "bb.pt"
+    save_checkpoint(ck, build_model(cfg), cfg, step=0)
+    assert main(["train-experts", "--backbone", str(ck), "--data", "data_samples", "--out", str(tmp_path / "ex"),
+                 "--experts", "tre", "fme", "--steps", "2", "--quiet"]) == 0
+    state = torch.load(tmp_path / "ex" / "experts.pt", weights_only=True)
+    assert set(state["experts"]) == {"tre", "fme"}
+    assert main(["train-experts", "--backbone", str(ck), "--data", "data_samples", "--out", str(tmp_path / "ex"),
+                 "--layer", "7", "--quiet"]) == 2
+    assert "layer must be in 0..1" in capsys.readouterr().err
+    rgb_only = get_config("cpu-mini", model=dict(embed_dim=64, depth=1, num_heads=2, head_channels=32, modalities="rgb"))
+    with pytest.raises(Exception, match="RGBT backbone"):
+        FrozenFeatures(build_model(rgb_only), 0)

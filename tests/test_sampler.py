@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 
 from pmatrack_mini.config import get_config
@@ -69,3 +70,16 @@ def test_aligned_tir_crop_puts_the_target_where_rgb_has_it(samples):
     # the warm target sits at the centre of the aligned crop
     centre = crop[56:72, 56:72].mean()
     assert centre > np.median(crop) + 40
+
+
+def test_gt_tir_template_centres_the_warm_target(samples):
+    cfg = get_config("cpu-mini")
+    seqs = [samples["large_fastmotion"]]
+    naive = PairSampler(seqs, cfg.model, cfg.train).batch(0, 8)
+    gt = PairSampler(seqs, cfg.model, cfg.train, tir_template="gt").batch(0, 8)
+    centre = lambda z: z[:, 0, 24:40, 24:40].mean((1, 2)) - z[:, 0].mean((1, 2))   # warm centre vs crop mean
+    assert (centre(gt["z_tir"]) > 0.1).all()
+    assert centre(naive["z_tir"]).mean() < centre(gt["z_tir"]).mean() - 0.1
+    assert torch.equal(naive["x_tir"], gt["x_tir"])                               # search crops stay naive
+    with pytest.raises(PMATrackError, match="tir_template"):
+        PairSampler(seqs, cfg.model, cfg.train, tir_template="oracle")

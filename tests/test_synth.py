@@ -143,3 +143,14 @@ def test_parallax_drift_changes_over_time(seqs):
     back = invert(resize_homography((320, 256), (160, 128)))
     shifts = np.stack([apply_homography(back @ h, [[160, 128]])[0] for h in s["homography"]])
     assert np.ptp(shifts, axis=0).max() > 0.5   # the offset is not a fixed transform
+
+
+def test_data_samples_are_what_the_documented_command_regenerates(tmp_path, samples_dir):
+    """data_samples/README says `pmatrack-mini synth data_samples --preset samples` regenerates them."""
+    from pmatrack_mini.data.synth import SAMPLE_FRAMES, SAMPLE_SET
+
+    name, offset, challenges, seed = SAMPLE_SET[3]
+    s = render_sequence(SynthConfig(frames=SAMPLE_FRAMES, offset=offset, challenges=challenges), seed)
+    write_sequence(s, tmp_path / name)
+    for f in ("visible.txt", "infrared.txt", "homography.txt", "attributes.txt"):
+        assert (tmp_path / name / f).read_text() == (samples_dir / name / f).read_text(), f

@@ -3,7 +3,9 @@
 For each sample: a sequence, a template frame and a search frame at most ``max_gap`` apart. The
 template is cut around the RGB box (factor 2); the search region around a jittered box (OSTrack:
 size * exp(N(0, 1) * scale_jitter), centre + sqrt(w h) * center_jitter * U(-0.5, 0.5); factor 4).
-TIR crops are cut at the RGB crop's place mapped by the resolution change only (naive).
+TIR crops are cut at the RGB crop's place mapped by the resolution change only (naive). With
+``tir_template="gt"`` the TIR *template* is instead centred on the TIR box of the template frame, as a tracker
+initialised with both first-frame boxes does (the alignment experts' setting); the search crops stay naive.
 
 Ground truth exposed per sample, in the search crop:
   ``box``      RGB target, normalised cx, cy, w, h        (what the tracker regresses)
@@ -22,16 +24,19 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import PMATrackError
-from ..geometry import resize_homography, warp_boxes, xywh_to_cxcywh
-from .crops import box_center_xy, crop_pair, crop_side
+from ..geometry import apply_homography, resize_homography, warp_boxes, xywh_to_cxcywh
+from .crops import box_center_xy, crop_matrix, crop_pair, crop_side, cut
 from .dataset import Sequence
 
 
 class PairSampler:
     def __init__(self, sequences: list[Sequence], model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 cache: bool = True):
+                 cache: bool = True, tir_template: str = "naive"):
         if not sequences:
             raise PMATrackError("the pair sampler needs at least one sequence")
+        if tir_template not in ("naive", "gt"):
+            raise PMATrackError(f"tir_template must be 'naive' or 'gt', got {tir_template!r}")
+        self.tir_template = tir_template
         self.seqs = sequences
         self.m, self.t = model_cfg, train_cfg
         self.cache = {} if cache else None
@@ -61,8 +66,12 @@ class PairSampler:
         tx = int(rng.choice(near))
         # template: no jitter
         bz = seq.gt_visible[tz]
-        z_rgb, z_tir, _, _ = crop_pair(*self._frames(i, tz), box_center_xy(bz), crop_side(bz, self.m.template_factor),
-                                       self.m.template_size, S)
+        z_side = crop_side(bz, self.m.template_factor)
+        z_rgb, z_tir, _, _ = crop_pair(*self._frames(i, tz), box_center_xy(bz), z_side, self.m.template_size, S)
+        if self.tir_template == "gt":  # centred on the TIR box, same scale as the RGB template
+            c_tir = apply_homography(np.linalg.inv(S), box_center_xy(seq.gt_infrared[tz])[None])[0]
+            C = crop_matrix(c_tir[0], c_tir[1], z_side, self.m.template_size) @ np.linalg.inv(S)
+            z_tir = cut(self._frames(i, tz)[1], C, self.m.template_size)
         # search: OSTrack's jitter
         bx = seq.gt_visible[tx]
         size = bx[2:] * np.exp(rng.standard_normal(2) * self.t.scale_jitter)
