@@ -21,9 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pmatrack_mini.config import merge
-from pmatrack_mini.data.dataset import load_dataset
 from pmatrack_mini.data.sampler import PairSampler
-from pmatrack_mini.data.synth import SynthConfig, generate_dataset
+from pmatrack_mini.data.synth import cached_dataset as ensure
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.models.experts import EXPERTS
 from pmatrack_mini.profile import expert_costs
@@ -33,12 +32,6 @@ from pmatrack_mini.train_experts import (ExpertTrainConfig, FrozenFeatures, erro
 from pmatrack_mini.utils import machine_info, write_json_atomic, write_text_atomic
 
 TRAIN_SEEDS, TEST_SEED = {"small": 300, "large": 301}, 9100
-
-
-def ensure(folder: Path, n: int, frames: int, offset: str, seed: int):
-    if not (folder / "list.txt").is_file():
-        generate_dataset(folder, n, SynthConfig(frames=frames, offset=offset), seed=seed, overwrite=True)
-    return load_dataset(folder)
 
 
 def main(argv=None):

@@ -19,8 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pmatrack_mini.config import get_config
-from pmatrack_mini.data.dataset import load_dataset
-from pmatrack_mini.data.synth import SynthConfig, generate_dataset
+from pmatrack_mini.data.synth import cached_dataset as ensure
 from pmatrack_mini.evaluate import evaluate_predictions
 from pmatrack_mini.tracker import Tracker, track_dataset
 from pmatrack_mini.train import model_from_checkpoint, train
@@ -29,12 +28,6 @@ from pmatrack_mini.utils import machine_info, write_json_atomic, write_text_atom
 TRAIN_SEED, TEST_SEEDS = 100, {"none": 9000, "small": 9000, "large": 9000}
 LEVELS = ("none", "small", "large")
 VARIANTS = ("rgb", "tir", "rgbt")
-
-
-def ensure(folder: Path, n: int, frames: int, offset: str, seed: int):
-    if not (folder / "list.txt").is_file():
-        generate_dataset(folder, n, SynthConfig(frames=frames, offset=offset), seed=seed, overwrite=True)
-    return load_dataset(folder)
 
 
 def main(argv=None):
@@ -77,7 +70,7 @@ def main(argv=None):
                                             train=train_info, table=table, checks=checks,
                                             train_set=dict(seed=TRAIN_SEED, sequences=a.train_seqs, frames=a.frames),
                                             test_sets=dict(seeds=TEST_SEEDS, sequences=a.test_seqs, frames=a.frames)))
-    lines = [f"# Sanity table (PR / NPR / SR, %, scored against the RGB GT)", "",
+    lines = ["# Sanity table (PR / NPR / SR, %, scored against the RGB GT)", "",
              f"Command: `{command}`  ", f"When: {when}, wall time {wall / 60:.1f} min, "
              f"machine: {machine_info()['processor']} ({machine_info()['cpu_count']} cores)  ",
              f"Training: cpu-mini, {a.steps} steps x batch 32 on {a.train_seqs} aligned sequences (seed {TRAIN_SEED}); "

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.dataset import load_dataset
-from .data.synth import SynthConfig, generate_dataset
+from .data.synth import cached_dataset
 from .evaluate import evaluate_predictions, format_report, plot_curves, save_report
 from .reference import misalignment_stats, reference_prediction
 from .config import get_config
@@ -26,13 +26,8 @@ from .viz import save_tracking_gif
 
 def make_benchmark(root: Path, sequences: int, frames: int, seed: int) -> dict:
     """Generate (or reuse) one folder per offset level; return {level: [Sequence]}."""
-    out = {}
-    for k, level in enumerate(("none", "small", "large")):
-        folder = root / level
-        if not (folder / "list.txt").is_file():
-            generate_dataset(folder, sequences, SynthConfig(frames=frames, offset=level), seed=seed + k, overwrite=True)
-        out[level] = load_dataset(folder)
-    return out
+    return {level: cached_dataset(root / level, sequences, frames, level, seed + k)
+            for k, level in enumerate(("none", "small", "large"))}
 
 
 def run(out: Path, sequences: int, frames: int, seed: int = 0) -> tuple[dict, dict]:
@@ -65,8 +60,7 @@ def run(out: Path, sequences: int, frames: int, seed: int = 0) -> tuple[dict, di
 def run_tracker(out: Path, steps: int, bench: dict, seed: int = 0) -> dict:
     """Train the RGBT baseline briefly, track data_samples and the benchmark, plot, GIF."""
     train_dir = out / "data" / "train_none"
-    if not (train_dir / "list.txt").is_file():
-        generate_dataset(train_dir, 12, SynthConfig(frames=80, offset="none"), seed=100 + seed, overwrite=True)
+    cached_dataset(train_dir, 12, 80, "none", 100 + seed)
     cfg = get_config("cpu-mini", train=dict(steps=steps, seed=seed, ckpt_every=max(50, steps // 4)))
     print(f"\nTraining the cpu-mini RGBT baseline for {steps} steps (batch {cfg.train.batch_size}) on aligned data")
     train(cfg, train_dir, out / "run")

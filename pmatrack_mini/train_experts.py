@@ -197,14 +197,12 @@ def notebook_backbone(work: str | Path, steps: int, seed: int = 0):
     """A small stage-1 RGBT backbone for the notebooks: trained once into ``work/backbone_<steps>``, then reused
     (training resumes from ``last.pt`` and stops at once when it is complete). Returns (model, cfg)."""
     from .config import get_config
-    from .data.synth import SynthConfig, generate_dataset
+    from .data.synth import cached_dataset
     from .train import model_from_checkpoint, train
 
     work = Path(work)
     train_dir = work / "train_aligned"
-    if not (train_dir / "list.txt").is_file():
-        generate_dataset(train_dir, 6 if steps <= 50 else 24, SynthConfig(frames=60 if steps <= 50 else 100,
-                         offset="none"), seed=100 + seed, overwrite=True, progress=False)
+    cached_dataset(train_dir, 6 if steps <= 50 else 24, 60 if steps <= 50 else 100, "none", 100 + seed, progress=False)
     cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=16 if steps <= 50 else 32, log_every=5,
                                             warmup_steps=min(50, max(1, steps // 6)), seed=seed))
     run = work / f"backbone_{steps}"

@@ -22,7 +22,6 @@ the thermal scene warped by H_t, so ``infrared.txt`` is exactly ``warp_boxes(H_t
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -370,3 +369,14 @@ def generate_samples(out: str | Path, frames: int = SAMPLE_FRAMES, progress: boo
         paths.append(write_sequence(render_sequence(cfg, seed), out / name, cfg.jpeg_quality))
     write_text_atomic(out / "list.txt", "\n".join(n for n, *_ in SAMPLE_SET) + "\n")
     return paths
+
+
+def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str, seed: int, progress: bool = True):
+    """Generate a synthetic set into ``folder`` unless it is already there (its ``list.txt``), then load it."""
+    from .dataset import load_dataset
+
+    folder = Path(folder)
+    if not (folder / "list.txt").is_file():
+        generate_dataset(folder, sequences, SynthConfig(frames=frames, offset=offset), seed=seed, overwrite=True,
+                         progress=progress)
+    return load_dataset(folder)
