@@ -101,3 +101,19 @@ def test_sequence_list(tmp_path, samples_dir):
         sequence_names(samples_dir, lf)
     with pytest.raises(PMATrackError, match="no sequences"):
         sequence_names((tmp_path / "empty").mkdir() or tmp_path / "empty")
+
+
+def test_atomic_writes_leave_no_partial_file_and_normal_permissions(tmp_path):
+    import os
+    from pmatrack_mini.utils import atomic_path, write_text_atomic
+
+    target = tmp_path / "out.txt"
+    write_text_atomic(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)
