@@ -1,6 +1,6 @@
 """The expert table: each alignment expert trained alone at the shallow layer of a frozen stage-1 backbone.
 
-    python benchmarks/bench_experts.py [--backbone runs/sanity/run_rgbt/final.pt] [--steps 400]
+    python benchmarks/bench_experts.py [--backbone runs/sanity/run_rgbt/final.pt] [--steps 600] [--train-seqs 64]
 
 Training pairs come from generated sequences at offsets small and large; the TIR template is centred on the
 first-frame TIR box (``tir_template="gt"``, as a tracker initialised with both boxes), the TIR search crop is
@@ -38,9 +38,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backbone", default="runs/sanity/run_rgbt/final.pt",
                    help="stage-1 RGBT checkpoint (benchmarks/sanity_table.py writes this one)")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--layer", type=int, default=1)
-    p.add_argument("--train-seqs", type=int, default=16)
+    p.add_argument("--train-seqs", type=int, default=64)
     p.add_argument("--test-seqs", type=int, default=8)
     p.add_argument("--eval-batches", type=int, default=16)
     p.add_argument("--work", default="runs/experts")
