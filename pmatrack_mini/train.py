@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import Config, config_from_dict, get_config, merge
+from .config import Config, config_from_dict, get_config
 from .data.dataset import load_dataset
 from .data.sampler import PairSampler
 from .errors import PMATrackError
@@ -257,4 +257,4 @@ def _cmd_train(args) -> None:
               f"loss {res['last']['loss']:.3f}  checkpoint {Path(args.out) / 'last.pt'}")
 
 
-__all__ = ["train", "train_step", "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "merge"]
+__all__ = ["train", "train_step", "save_checkpoint", "load_checkpoint", "model_from_checkpoint"]
