@@ -28,8 +28,22 @@ def _sdpa_handle(inputs, outputs):
     return Counter({"scaled_dot_product_attention": b * n * m * d + b * n * m * dv})
 
 
+def _logsumexp_handle(inputs, outputs):
+    """One operation per input element (an exp and an add): Sinkhorn's inner loop, which fvcore ignores."""
+    from fvcore.nn.jit_handles import get_shape
+
+    n = 1
+    for s in get_shape(inputs[0]):
+        n *= s
+    return Counter({"logsumexp": n})
+
+
 def count_macs(model: torch.nn.Module, inputs: tuple) -> dict:
-    """fvcore MAC count of ``model(*inputs)``: {'total': int, 'by_module': {name: int}, 'by_operator': {...}}."""
+    """fvcore MAC count of ``model(*inputs)``: {'total': int, 'by_module': {name: int}, 'by_operator': {...}}.
+
+    Handles added to fvcore's: fused attention (see the module docstring) and log-sum-exp (Sinkhorn's inner
+    loop), counted as one operation per input element.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)   # fvcore.nn imports torch.jit helpers
         from fvcore.nn import FlopCountAnalysis
@@ -38,6 +52,7 @@ def count_macs(model: torch.nn.Module, inputs: tuple) -> dict:
     model.eval()
     fca = FlopCountAnalysis(model, inputs)
     fca.set_op_handle("aten::scaled_dot_product_attention", _sdpa_handle)
+    fca.set_op_handle("aten::logsumexp", _logsumexp_handle)
     fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
         out = dict(total=int(fca.total()), by_module={k: int(v) for k, v in fca.by_module().items()},
@@ -75,16 +90,6 @@ def latency(fn, warmup: int = 5, repeats: int = 30) -> float:
     return times[len(times) // 2]
 
 
-def _logsumexp_handle(inputs, outputs):
-    """One operation per input element (an exp and an add): Sinkhorn's inner loop, which fvcore ignores."""
-    from fvcore.nn.jit_handles import get_shape
-
-    n = 1
-    for s in get_shape(inputs[0]):
-        n *= s
-    return Counter({"logsumexp": n})
-
-
 class _ExpertCall(torch.nn.Module):
     """Adapter so that fvcore can trace ``expert((z_rgb, x_rgb), (z_tir, x_tir))['params']``."""
 
@@ -109,16 +114,6 @@ def expert_costs(experts, num_template: int | None = None) -> dict:
         param = next(e.parameters())
         z = torch.randn(1, nz, e.dim, device=param.device)
         x = torch.randn(1, e.grid * e.grid, e.dim, device=param.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            from fvcore.nn import FlopCountAnalysis
-        was = e.training
-        e.eval()
-        fca = FlopCountAnalysis(_ExpertCall(e), (z, x, z, x))
-        fca.set_op_handle("aten::scaled_dot_product_attention", _sdpa_handle)
-        fca.set_op_handle("aten::logsumexp", _logsumexp_handle)
-        fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-        with torch.no_grad():
-            out[name] = int(fca.total())
-        e.train(was)
+        call = _ExpertCall(e).train(e.training)   # count_macs restores this mode afterwards
+        out[name] = count_macs(call, (z, x, z, x))["total"]
     return out

@@ -29,6 +29,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def tokens_to_map(tokens: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, grid * grid, C) row-major tokens -> (B, C, grid, grid)."""
+    B, N, C = tokens.shape
+    return tokens.transpose(1, 2).reshape(B, C, grid, grid)
+
+
 class OneStreamViT(nn.Module):
     def __init__(self, cfg: ModelConfig, num_modalities: int = 2):
         super().__init__()
@@ -94,8 +100,7 @@ class OneStreamViT(nn.Module):
 
     def search_map(self, x_tokens: torch.Tensor) -> torch.Tensor:
         """(B, Nx, C) -> (B, C, H, W) feature map of the search region."""
-        B, N, C = x_tokens.shape
-        return x_tokens.transpose(1, 2).reshape(B, C, self.grid_x, self.grid_x)
+        return tokens_to_map(x_tokens, self.grid_x)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..backbone import tokens_to_map
+
 STAGES = ("center", "scale", "refine")
 
 
@@ -41,8 +43,7 @@ class AlignmentExpert(nn.Module):
 
     def maps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Nx, C) search tokens -> (B, C, H, W)."""
-        B, N, C = x.shape
-        return x.transpose(1, 2).reshape(B, C, self.grid, self.grid)
+        return tokens_to_map(x, self.grid)
 
 
 def expert_loss(params: torch.Tensor, target: torch.Tensor, patch_size: int, with_scale: bool) -> torch.Tensor:
