@@ -29,9 +29,12 @@ from .crops import box_center_xy, crop_matrix, crop_pair, crop_side, cut
 from .dataset import Sequence
 
 
+CACHE_MAX_FRAMES = 20000   # about 6 GB of decoded 320x256 RGB + 160x128 TIR frames
+
+
 class PairSampler:
     def __init__(self, sequences: list[Sequence], model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 cache: bool = True, tir_template: str = "naive"):
+                 cache: bool | None = None, tir_template: str = "naive"):
         if not sequences:
             raise PMATrackError("the pair sampler needs at least one sequence")
         if tir_template not in ("naive", "gt"):
@@ -39,6 +42,8 @@ class PairSampler:
         self.tir_template = tir_template
         self.seqs = sequences
         self.m, self.t = model_cfg, train_cfg
+        if cache is None:  # keep decoded frames in memory only for small (generated) sets, not for LasHeR
+            cache = sum(len(s) for s in sequences) <= CACHE_MAX_FRAMES
         self.cache = {} if cache else None
         self.S_res = [resize_homography(*s.sizes()) for s in sequences]
         self.valid = [np.flatnonzero((s.gt_visible[:, 2:] > 0).all(1) & (s.gt_infrared[:, 2:] > 0).all(1))
