@@ -1,11 +1,12 @@
 """The ``pmatrack-mini`` command line.
 
-    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large} --seed S
+    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large,dynamic} --seed S
     pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--json F] [--plot F]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
-    pmatrack-mini train --preset cpu-mini --data DIR --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
-    pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR
-    pmatrack-mini train-experts --backbone CKPT --data DIR [DIR ...] --out DIR [--experts tre fme dpe]
+    pmatrack-mini train --preset cpu-mini --data DIR [DIR ...] --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
+    pmatrack-mini train --stage 2 --init RUN_DIR/final.pt --data DIR [DIR ...] --out RUN2 [--set align.experts=tre,fme]
+    pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR [--prealign none|first-frame|oracle]
+                        [--routing router|soft|tre|fme|dpe]
 
 Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback.
 """
@@ -66,6 +67,8 @@ def cmd_reference(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data.synth import OFFSET_LEVELS
+
     p = argparse.ArgumentParser(prog="pmatrack-mini", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -73,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out")
     s.add_argument("--sequences", type=int, default=4)
     s.add_argument("--frames", type=int, default=100)
-    s.add_argument("--offset", choices=["none", "small", "large"], default="small")
+    s.add_argument("--offset", choices=list(OFFSET_LEVELS), default="small",
+                   help="none | small (LasHeR-Unaligned regime) | large (MUART244 regime) | dynamic (large rig on a "
+                        "moving platform: first-frame pre-alignment falls behind)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--rgb-size", type=_size, default=(320, 256), help="W x H, default 320x256")
     s.add_argument("--tir-size", type=_size, default=(160, 128), help="W x H, default 160x128")
@@ -103,11 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .tracker import add_cli as add_track
     from .train import add_cli as add_train
-    from .train_experts import add_cli as add_train_experts
 
     add_train(sub)
     add_track(sub)
-    add_train_experts(sub)
     return p
 
 

@@ -8,6 +8,11 @@ Two presets:
   It trains from scratch (nothing can be downloaded), so the backbone learns at the full learning rate.
 * ``paper`` is OSTrack's setting: ViT-B/16, template 128 px (factor 2), search 256 px (factor 4), backbone
   learning rate x0.1 (it starts from MAE/OSTrack weights), grad clip 0.1.
+
+Three sections: ``model`` (the stage-1 tracker: backbone and head), ``align`` (PMATrack's alignment network that
+stage 2 adds: stages, experts, router, TCMDA, their losses) and ``train`` (the recipe of either stage, including how
+training pairs are pre-aligned). ``train.stage`` says which network a config builds: 1, the baseline tracker;
+2, the tracker plus the alignment stages (``models.build_model``).
 """
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ from dataclasses import dataclass, field
 from .errors import PMATrackError
 
 MODALITIES = ("rgbt", "rgb", "tir")
+STAGE_ROLES = ("center", "scale", "refine")      # progressive alignment, shallow -> deep
+EXPERT_NAMES = ("tre", "fme", "dpe")             # rising cost
+ROUTING_MODES = ("router", "soft") + EXPERT_NAMES
+PREALIGN_MODES = ("none", "first-frame", "mixture")
 
 
 @dataclass
@@ -50,6 +59,50 @@ class ModelConfig:
 
 
 @dataclass
+class AlignConfig:
+    """PMATrack's alignment network (stage 2). Block indices are 0-based: a stage runs on the output of blocks[i].
+
+    ``layers`` gives one block per role (center, scale, refine); ``stages`` picks which roles exist (the
+    progressive ablation: ("center",), ("center", "scale"), all three). ``experts`` is the set each stage's
+    router chooses from (the component ablation: ("tre",), ("tre", "fme"), all three).
+    """
+    stages: tuple = STAGE_ROLES
+    layers: tuple = (1, 3, 4)        # cpu-mini: shallow, middle, deep of 6 blocks (paper: 2, 5, 8 of 12)
+    experts: tuple = EXPERT_NAMES
+    routing: str = "router"          # inference: router (hard arg-max) | soft | tre | fme | dpe
+    gumbel_tau: float = 1.0          # training: Gumbel-softmax temperature
+    router_channels: int = 4         # per-token channels kept by the router (spatial layout survives pooling)
+    router_hidden: int = 64
+    tcmda: bool = True               # False: stages predict alignment only (experts measured alone)
+    tcmda_heads: int = 4             # cpu-mini: 4 heads of 48 channels; paper: 8 heads of 96
+    tcmda_points: int = 4            # K sampling points per head (paper: 4)
+    lambda_p: float = 1.0            # parameter loss L_p (smooth L1, translation in feature cells)
+    lambda_r: float = 0.5            # TRE response loss L_r (BCE)
+    lambda_cost: float = 0.01        # CPESL cost penalty
+
+    def __post_init__(self):
+        self.stages, self.layers, self.experts = tuple(self.stages), tuple(self.layers), tuple(self.experts)
+        if not self.stages or list(self.stages) != [r for r in STAGE_ROLES if r in self.stages]:
+            raise PMATrackError(f"align.stages must be a non-empty, ordered subset of {STAGE_ROLES}, "
+                                f"got {self.stages}")
+        if not self.experts or len(set(self.experts)) != len(self.experts) or set(self.experts) - set(EXPERT_NAMES):
+            raise PMATrackError(f"align.experts must be distinct names from {EXPERT_NAMES}, got {self.experts}")
+        if len(self.layers) != len(STAGE_ROLES) or list(self.layers) != sorted(self.layers):
+            raise PMATrackError(f"align.layers needs one increasing block index per role {STAGE_ROLES}, "
+                                f"got {self.layers}")
+        if self.routing not in ROUTING_MODES:
+            raise PMATrackError(f"align.routing must be one of {ROUTING_MODES}, got {self.routing!r}")
+        if self.routing in EXPERT_NAMES and self.routing not in self.experts:
+            raise PMATrackError(f"align.routing={self.routing!r} names an expert that is not in align.experts "
+                                f"{self.experts}")
+        if self.gumbel_tau <= 0 or self.tcmda_heads < 1 or self.tcmda_points < 1:
+            raise PMATrackError("align.gumbel_tau, align.tcmda_heads and align.tcmda_points must be positive")
+
+    def layer_of(self, role: str) -> int:
+        return self.layers[STAGE_ROLES.index(role)]
+
+
+@dataclass
 class TrainConfig:
     steps: int = 1500
     batch_size: int = 32
@@ -69,8 +122,32 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 250
     num_threads: int = 0              # 0: leave torch's default
+    # stage 2 (alignment): ``init`` is the stage-1 checkpoint it starts from
+    stage: int = 1
+    init: str = ""
+    freeze_tracker: bool = True       # paper: backbone and head frozen in stage 2
+    tracker_lr_mult: float = 0.1      # their learning rate when not frozen
+    # How TIR crops are cut for training (must match the tracker's --prealign at test time):
+    #   none         resolution change only (naive);
+    #   first-frame  template and search through H0, fitted to the template frame's two boxes (the tracker's
+    #                first-frame pre-alignment, with the template frame playing frame 1);
+    #   mixture      template through H0; search through the true H_t perturbed by a residual drawn from
+    #                (zero, small, large, the template frame's H0) with probabilities ``residual_mix``.
+    prealign: str = "first-frame"
+    residual_mix: tuple = (0.2, 0.2, 0.3, 0.3)
+    residual_small_px: float = 4.0    # RGB px, std of the small residual per axis
+    residual_large_px: float = 40.0   # RGB px, the large residual's length is uniform in [0, this]
+    residual_scale: float = 0.10      # the large residual's scale is within 1 +- this per axis
 
     def __post_init__(self):
+        if self.stage not in (1, 2):
+            raise PMATrackError(f"train.stage must be 1 or 2, got {self.stage!r}")
+        if self.prealign not in PREALIGN_MODES:
+            raise PMATrackError(f"train.prealign must be one of {PREALIGN_MODES}, got {self.prealign!r}")
+        self.residual_mix = tuple(self.residual_mix)
+        if len(self.residual_mix) != 4 or min(self.residual_mix) < 0 or sum(self.residual_mix) <= 0:
+            raise PMATrackError(f"train.residual_mix needs 4 non-negative weights (zero, small, large, first-frame), "
+                                f"got {self.residual_mix}")
         if self.schedule not in ("cosine", "step"):
             raise PMATrackError(f"train.schedule must be cosine or step, got {self.schedule!r}")
         if self.steps < 1 or self.batch_size < 1:
@@ -81,7 +158,18 @@ class TrainConfig:
 class Config:
     preset: str = "cpu-mini"
     model: ModelConfig = field(default_factory=ModelConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.train.stage == 1:
+            return                      # the alignment section is unused by a stage-1 tracker
+        bad = [self.align.layer_of(r) for r in self.align.stages if not 0 <= self.align.layer_of(r) < self.model.depth]
+        if bad:
+            raise PMATrackError(f"align.layers {self.align.layers}: block index {bad[0]} is outside the backbone's "
+                                f"0..{self.model.depth - 1}")
+        if self.model.modalities != "rgbt":
+            raise PMATrackError(f"stage 2 aligns two modalities; model.modalities is {self.model.modalities!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -92,9 +180,16 @@ PRESETS = {
     "paper": dict(
         model=dict(template_size=128, search_size=256, patch_size=16, embed_dim=768, depth=12, num_heads=12,
                    head_channels=256, drop_path=0.1),
+        align=dict(layers=(2, 5, 8), tcmda_heads=8),
         train=dict(steps=60000, batch_size=32, lr=4e-4, backbone_lr_mult=0.1, grad_clip=0.1, warmup_steps=1000,
                    max_gap=200),
     ),
+}
+
+# Stage 2 (alignment) recipe on top of a preset: what changes when ``train.stage`` is 2.
+STAGE2_TRAIN = {
+    "cpu-mini": dict(stage=2, steps=1500, lr=5e-4, warmup_steps=50, prealign="mixture"),
+    "paper": dict(stage=2, steps=36000, lr=1e-4, warmup_steps=500, prealign="mixture"),
 }
 
 
@@ -111,16 +206,43 @@ def merge(obj, overrides: dict, where: str = ""):
                 raise PMATrackError(f"config key {where + key!r} expects a mapping")
             changes[key] = merge(current, value, where=f"{where}{key}.")
         else:
+            if isinstance(current, tuple) and isinstance(value, str):   # --set align.experts=tre,fme
+                kind = type(current[0]) if current else str              # layers=0,1,2: elements as the default's
+                try:
+                    value = [kind(v.strip()) for v in value.split(",") if v.strip()]
+                except ValueError:
+                    raise PMATrackError(f"config key {where + key!r} expects {kind.__name__} values, got {value!r}") from None
             changes[key] = tuple(value) if isinstance(current, tuple) else value
     return dataclasses.replace(obj, **changes)
 
 
-def get_config(preset: str = "cpu-mini", **overrides) -> Config:
-    """Preset + overrides, e.g. ``get_config("cpu-mini", model={"modalities": "rgb"}, train={"steps": 10})``."""
+def get_config(preset: str = "cpu-mini", stage: int = 1, **overrides) -> Config:
+    """Preset (+ the stage-2 recipe) + overrides, e.g.
+    ``get_config("cpu-mini", model={"modalities": "rgb"}, train={"steps": 10})``."""
     if preset not in PRESETS:
         raise PMATrackError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    if stage not in (1, 2):
+        raise PMATrackError(f"stage must be 1 or 2, got {stage!r}")
     cfg = merge(Config(preset=preset), PRESETS[preset])
+    if stage == 2:
+        overrides["train"] = {**STAGE2_TRAIN[preset], **overrides.get("train", {})}
     return merge(cfg, overrides)
+
+
+def stage2_config(stage1: Config, **overrides) -> Config:
+    """The stage-2 config that continues a stage-1 config: same preset and tracker, the stage-2 recipe, overrides.
+
+    ``overrides`` may touch ``align`` and ``train``; a ``model`` override that changes the tracker is an error
+    (stage 2 loads the stage-1 weights, which fix the tracker's size).
+    """
+    if stage1.train.stage != 1:
+        raise PMATrackError("stage 2 starts from a stage-1 tracker checkpoint; this one is already stage 2")
+    model = overrides.pop("model", {})
+    changed = {k: v for k, v in model.items() if getattr(stage1.model, k, object()) != v}
+    if changed:
+        raise PMATrackError(f"model settings come from the stage-1 checkpoint; it differs in {changed}")
+    overrides["train"] = {**STAGE2_TRAIN[stage1.preset], **overrides.get("train", {})}
+    return merge(stage1, overrides)            # one merge: the checks see the final config
 
 
 def config_from_dict(d: dict) -> Config:

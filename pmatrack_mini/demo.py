@@ -19,7 +19,8 @@ from .evaluate import evaluate_predictions, format_report, plot_curves, save_rep
 from .reference import misalignment_stats, reference_prediction
 from .config import get_config
 from .tracker import Tracker, track_dataset
-from .train import model_from_checkpoint, train
+from .models import model_from_checkpoint
+from .train import train
 from .utils import FAST, set_seed
 from .viz import save_tracking_gif
 
@@ -66,7 +67,7 @@ def run_tracker(out: Path, steps: int, bench: dict, seed: int = 0) -> dict:
     print(f"\nTraining the cpu-mini RGBT baseline for {steps} steps (batch {cfg.train.batch_size}) on aligned data")
     train(cfg, train_dir, out / "run")
     model, cfg, _ = model_from_checkpoint(out / "run" / "final.pt")
-    tracker = Tracker(model, cfg)
+    tracker = Tracker(model, cfg, prealign="none")   # naive TIR crops: what ignoring misalignment costs
     samples = load_dataset(Path(__file__).resolve().parents[1] / "data_samples")
     preds, fps = track_dataset(tracker, samples, out / "results" / "data_samples")
     rep = evaluate_predictions(samples, preds)

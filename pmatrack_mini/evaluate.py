@@ -26,6 +26,7 @@ import numpy as np
 
 from .data.dataset import Sequence, load_dataset, read_boxes
 from .errors import PMATrackError
+from .geometry import box_center
 from .utils import atomic_path, write_json_atomic
 
 PR_THRESHOLDS = np.arange(0, 51, dtype=np.float64)               # 51 values, score at 20 px
@@ -48,16 +49,12 @@ def repair_predictions(pred: np.ndarray, gt: np.ndarray, name: str = "results") 
     return pred
 
 
-def centers(b: np.ndarray) -> np.ndarray:
-    return np.stack([b[:, 0] + (b[:, 2] - 1) / 2, b[:, 1] + (b[:, 3] - 1) / 2], axis=1)
-
-
 def invalid_gt(gt: np.ndarray) -> np.ndarray:
     return np.any(gt <= 0, axis=1)
 
 
 def center_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    e = np.linalg.norm(centers(pred) - centers(gt), axis=1)
+    e = np.linalg.norm(box_center(pred) - box_center(gt), axis=1)
     e[invalid_gt(gt)] = -1.0
     return e
 
@@ -65,7 +62,7 @@ def center_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def normalized_center_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     bad = invalid_gt(gt)
     wh = np.where(bad[:, None], 1.0, gt[:, 2:4])
-    e = np.linalg.norm((centers(pred) - centers(gt)) / wh, axis=1)
+    e = np.linalg.norm((box_center(pred) - box_center(gt)) / wh, axis=1)
     e[bad] = -1.0
     return e
 

@@ -9,6 +9,15 @@ Conventions used throughout the package
 * A homography ``H`` (3x3, row-major) maps a source pixel to a target pixel:
   ``[u, v, 1]^T ~ H [x, y, 1]^T``. In the generator ``H_t`` maps RGB pixels to TIR pixels.
 * Box-format converters work on numpy arrays and torch tensors alike (last axis = 4).
+* One box centre, two coordinate systems. :func:`box_center` gives the centre in pixel-centre coordinates,
+  ``(x + (w - 1) / 2, y + (h - 1) / 2)``: the LasHeR toolkit's centre, used by the metrics, the crops, the
+  generator and the alignment targets. ``cx, cy`` in the ``cxcywh`` formats are in *edge* coordinates (a box
+  spans ``[x, x + w]``), the OSTrack convention for the network's normalised boxes, where 0 and 1 are the crop's
+  outer edges; subtract 0.5 px to get the pixel-centre coordinate (``normalized_to_crop_px``).
+* Alignment parameters (dx, dy, log sx, log sy) are anchored at the search-crop centre ``(S - 1) / 2``
+  (:func:`crop_center`), a point the network and the tracker both know:
+  ``H = T(c + d) diag(sx, sy, 1) T(-c)`` maps RGB crop px to TIR crop px (:func:`params_to_homography`);
+  :func:`alignment_params` reads them back. Successive stages compose by homography products.
 """
 from __future__ import annotations
 
@@ -56,8 +65,20 @@ def cxcywh_to_xyxy(b):
 
 
 def box_center(b):
-    """Centre of x, y, w, h boxes in pixel-centre coordinates: (x + (w - 1) / 2, y + (h - 1) / 2)."""
+    """Centre of x, y, w, h boxes in pixel-centre coordinates: (x + (w - 1) / 2, y + (h - 1) / 2).
+
+    The package's one box centre (see the module docstring); numpy or torch, any leading shape."""
     return _stack([b[..., 0] + (b[..., 2] - 1) / 2, b[..., 1] + (b[..., 3] - 1) / 2], b)
+
+
+def normalized_to_crop_px(xy, size: int):
+    """Normalised edge coordinates (0 and 1 = the crop's outer edges) -> pixel-centre crop px: u = x S - 0.5."""
+    return xy * size - 0.5
+
+
+def crop_center(size: int) -> float:
+    """The centre of an S-px crop in pixel-centre coordinates, (S - 1) / 2: the anchor of alignment parameters."""
+    return (size - 1) / 2
 
 
 # ----------------------------------------------------------------------------- homographies
@@ -80,6 +101,21 @@ def homography_from_params(dx: float = 0.0, dy: float = 0.0, sx: float = 1.0, sy
                    [np.sin(a) * sx, np.cos(a) * sy, 0.0],
                    [0.0, 0.0, 1.0]])
     return translation(cx + dx, cy + dy) @ rs @ translation(-cx, -cy)
+
+
+def fit_box_homography(box_src, box_dst) -> np.ndarray:
+    """H0 from two boxes of one target (x, y, w, h; e.g. the first-frame RGB and TIR boxes): the map that takes
+    the extent of ``box_src`` onto the extent of ``box_dst``, per axis a scale and a shift,
+
+        u = x0' + (x - x0) w' / w,   v = y0' + (y - y0) h' / h      (x0 = x - 0.5: the box's left edge)
+
+    which is what ``cv2.findHomography`` returns for the four corner pairs of two axis-aligned boxes (tested):
+    4 correspondences, 4 degrees of freedom; no rotation or perspective can be read from two boxes.
+    """
+    (xs, ys), (xd, yd) = box_corners(box_src)[0, 0], box_corners(box_dst)[0, 0]
+    sx = float(box_dst[2]) / float(box_src[2])
+    sy = float(box_dst[3]) / float(box_src[3])
+    return np.array([[sx, 0.0, xd - sx * xs], [0.0, sy, yd - sy * ys], [0.0, 0.0, 1.0]])
 
 
 def resize_homography(src_size, dst_size) -> np.ndarray:
@@ -192,15 +228,40 @@ def warp_features(feat: torch.Tensor, H: torch.Tensor, out_hw=None) -> torch.Ten
     return F.grid_sample(feat, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def alignment_params(H: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
-    """Ground-truth alignment parameters of a homography at a point, batched.
+def params_to_homography(params: torch.Tensor, center) -> torch.Tensor:
+    """Alignment parameters -> homography, batched and differentiable.
 
-    H (B, 3, 3) maps RGB crop px -> TIR crop px; center (B, 2) is the RGB target centre (crop px).
+    params (B, 4): dx, dy (px), log sx, log sy, anchored at ``center`` (a point, or (B, 2)); returns (B, 3, 3)
+
+        H = T(c + d) diag(sx, sy, 1) T(-c):   p' = c + d + diag(sx, sy) (p - c)
+    """
+    B = params.shape[0]
+    c = torch.as_tensor(center, dtype=params.dtype, device=params.device).expand(B, 2)
+    s = torch.exp(params[:, 2:4])                                      # (B, 2)
+    t = c + params[:, :2] - s * c                                      # (B, 2)
+    H = params.new_zeros(B, 3, 3)
+    H[:, 0, 0], H[:, 1, 1], H[:, 2, 2] = s[:, 0], s[:, 1], 1.0
+    H[:, 0, 2], H[:, 1, 2] = t[:, 0], t[:, 1]
+    return H
+
+
+def invert_homography_torch(H: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) -> inverses normalised to H[2, 2] = 1."""
+    inv = torch.linalg.inv(H)
+    return inv / inv[:, 2:3, 2:3]
+
+
+def alignment_params(H: torch.Tensor, center) -> torch.Tensor:
+    """Alignment parameters of a homography at a point, batched: the inverse of :func:`params_to_homography`
+    at the same anchor (exact for that family), and the ground truth of the alignment stages.
+
+    H (B, 3, 3) maps RGB crop px -> TIR crop px; center (B, 2) or (2,) is the anchor (crop px).
     Returns (B, 4): the centre displacement d = H(c) - c and the log local scales, from the Jacobian of
     u = (h11 x + h12 y + h13) / w, v = (h21 x + h22 y + h23) / w, w = h31 x + h32 y + h33 at c:
         s_x = du/dx = (h11 - u h31) / w,    s_y = dv/dy = (h22 - v h32) / w.
     Identity gives zeros; a pure shift gives the shift; a pure scale about c gives (0, 0, log s_x, log s_y).
     """
+    center = torch.as_tensor(center, dtype=H.dtype, device=H.device).expand(H.shape[0], 2)
     x, y = center[:, 0], center[:, 1]
     w = H[:, 2, 0] * x + H[:, 2, 1] * y + H[:, 2, 2]
     u = (H[:, 0, 0] * x + H[:, 0, 1] * y + H[:, 0, 2]) / w
@@ -208,3 +269,21 @@ def alignment_params(H: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     sx = (H[:, 0, 0] - u * H[:, 2, 0]) / w
     sy = (H[:, 1, 1] - v * H[:, 2, 1]) / w
     return torch.stack([u - x, v - y, torch.log(sx), torch.log(sy)], dim=1)
+
+
+def homography_in_cells(H: torch.Tensor, patch: int) -> torch.Tensor:
+    """A crop-px homography (B, 3, 3) expressed on the token grid: token j's centre is crop px P j + (P - 1) / 2,
+    so with A = [[P, 0, (P - 1) / 2], [0, P, (P - 1) / 2], [0, 0, 1]] (cells -> px), H_cell = A^-1 H A."""
+    o = (patch - 1) / 2
+    A = H.new_tensor([[patch, 0.0, o], [0.0, patch, o], [0.0, 0.0, 1.0]])
+    A_inv = H.new_tensor([[1.0 / patch, 0.0, -o / patch], [0.0, 1.0 / patch, -o / patch], [0.0, 0.0, 1.0]])
+    return A_inv @ H @ A
+
+
+def cell_grid_to_normalized(p: torch.Tensor, grid: int) -> torch.Tensor:
+    """Token-cell coordinates (token j at j) -> ``grid_sample`` coordinates with align_corners=True: 2 p / (G - 1) - 1.
+
+    This pairing is the package's one grid convention: cell centres at integers and align_corners=True, so an
+    identity map samples every token exactly at itself (the official code mixes an align_corners=False
+    reference grid with align_corners=True sampling and lands half a token off)."""
+    return p * (2.0 / max(grid - 1, 1)) - 1.0

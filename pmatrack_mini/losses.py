@@ -1,9 +1,21 @@
-"""Tracking losses (OSTrack): focal on a Gaussian centre heatmap, GIoU and L1 on the decoded box.
+"""Losses. Stage 1, tracking (OSTrack): focal on a Gaussian centre heatmap, GIoU and L1 on the decoded box,
 
     L_track = w_giou * L_GIoU + w_l1 * L_1 + w_focal * L_focal        (2, 5, 1 in OSTrack)
 
+Stage 2 adds PMATrack's alignment losses (Loss & Training):
+
+    L_total = L_track + lambda_p L_p + lambda_r L_r + L_CPESL
+
+* L_p: smooth L1 of every stage's parameters, and of each expert's, against the stage's ground-truth residual
+  (translation in feature cells, log scales as they are; the centre stage has no scale term);
+* L_r: BCE of TRE's response logits against the target's cells, per modality;
+* L_CPESL = sum_e r_e l_e + lambda_cost sum_e r_e c_e, per sample, when the stage ran all its experts.
+
+The ground-truth residual of stage k is what is left after the stages before it: with H the exact RGB crop ->
+TIR crop homography (``batch["H_crop"]``) and H_{k-1} the alignment so far, R_k = H_{k-1}^-1 H, read as parameters
+at the search-crop centre (``geometry.alignment_params``).
 GIoU is torchvision's; the CenterNet focal loss and the heatmap target are written here.
-Letters: B batch, H/W feature map side.
+Letters: B batch, H/W feature map side, E experts.
 """
 from __future__ import annotations
 
@@ -11,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss
 
-from .geometry import cxcywh_to_xyxy
+from .geometry import (alignment_params, apply_homography_torch, crop_center, cxcywh_to_xyxy, invert_homography_torch,
+                       normalized_to_crop_px)
 
 
 def gaussian_heatmap(boxes: torch.Tensor, feat_size: int) -> torch.Tensor:
@@ -62,4 +75,75 @@ def tracking_loss(out: dict, gt_boxes: torch.Tensor, weights=(2.0, 5.0, 1.0)):
         iou = 1 - generalized_box_iou_loss(pred_xyxy, gt_xyxy, reduction="none")  # GIoU, a proxy for IoU
     stats = dict(loss=float(loss.detach()), giou=float(l_giou.detach()), l1=float(l_l1.detach()), focal=float(l_focal.detach()),
                  giou_score=float(iou.mean()), valid=float(valid.float().mean()))
+    return loss, stats
+
+
+# ----------------------------------------------------------------------------- stage 2: alignment
+
+
+def param_loss(pred: torch.Tensor, target: torch.Tensor, patch: int, with_scale: bool) -> torch.Tensor:
+    """Per-sample smooth L1 (B,): translation in feature cells (px / patch), plus log scales when ``with_scale``."""
+    loss = F.smooth_l1_loss(pred[:, :2] / patch, target[:, :2] / patch, reduction="none").sum(1)
+    if with_scale:
+        loss = loss + F.smooth_l1_loss(pred[:, 2:4], target[:, 2:4], reduction="none").sum(1)
+    return loss
+
+
+def cpesl(weights: torch.Tensor, expert_losses: torch.Tensor, costs: torch.Tensor, lambda_cost: float) -> torch.Tensor:
+    """Cost-penalty expert-selection loss, averaged over the batch.
+
+    weights r (B, E), expert_losses l (B, E), costs c (E,):  L = sum_e r_e l_e + lambda_cost sum_e r_e c_e
+    """
+    return ((weights * expert_losses).sum(1) + lambda_cost * (weights * costs).sum(1)).mean()
+
+
+def cell_mask_at(center_px: torch.Tensor, size_px: torch.Tensor, grid: int, search_size: int) -> torch.Tensor:
+    """(B, grid * grid) target mask of a box given by its centre and size in crop px (pixel-centre coordinates)."""
+    from .models.experts import cell_mask
+
+    c = (center_px + 0.5) / search_size                                        # -> normalised edge coordinates
+    return cell_mask(torch.cat([c, size_px / search_size], dim=1), grid)
+
+
+def stage_residual(record: dict, H_true: torch.Tensor, center: float) -> torch.Tensor:
+    """Ground-truth parameters (B, 4) of a stage: R_k = H_{k-1}^-1 H_true, read at the crop centre."""
+    R = invert_homography_torch(record["H_prev"].detach()) @ H_true
+    return alignment_params(R, center)
+
+
+def alignment_loss(records: list, batch: dict, cfg) -> tuple[torch.Tensor, dict]:
+    """lambda_p L_p + lambda_r L_r + L_CPESL over the stages; stats hold each stage's median alignment error at the
+    target (RGB image px) before and after it, and the mean routing weight of each expert."""
+    m, a = cfg.model, cfg.align
+    S, P, G = m.search_size, m.patch_size, m.feat_size
+    c = crop_center(S)
+    H_true = batch["H_crop"]                                                     # (B, 3, 3) RGB crop -> TIR crop
+    target_c = normalized_to_crop_px(batch["box"][:, :2], S)                     # (B, 2) RGB target centre, crop px
+    px = batch["px_per_crop_px"]
+    l_p = l_r = l_cpesl = H_true.new_zeros(())
+    true_at_target = apply_homography_torch(H_true, target_c[:, None])[:, 0]    # (B, 2)
+    stats = {"err_before": float(((true_at_target - target_c).norm(dim=1) * px).median())}
+    for k, rec in enumerate(records):
+        gt = stage_residual(rec, H_true, c)                                       # (B, 4)
+        scale = rec["role"] != "center"
+        l_p = l_p + param_loss(rec["params"], gt, P, scale).mean()
+        outs = rec["outputs"]
+        per_expert = {n: param_loss(o["params"], gt, P, scale) for n, o in outs.items()}   # each (B,)
+        l_p = l_p + sum(v.mean() for v in per_expert.values())
+        if len(outs) == len(rec["names"]) > 1:                                    # all experts ran: CPESL
+            l_e = torch.stack([per_expert[n] for n in rec["names"]], dim=1)         # (B, E)
+            l_cpesl = l_cpesl + cpesl(rec["weights"], l_e, rec["costs"], a.lambda_cost)
+        if "tre" in outs:                                                        # L_r on both responses
+            R = invert_homography_torch(rec["H_prev"].detach()) @ H_true
+            at = alignment_params(R, target_c)                                    # residual at the target
+            size = batch["box"][:, 2:] * S
+            l_r = l_r + F.binary_cross_entropy_with_logits(outs["tre"]["response_rgb"], cell_mask_at(target_c, size, G, S))
+            l_r = l_r + F.binary_cross_entropy_with_logits(
+                outs["tre"]["response_tir"], cell_mask_at(target_c + at[:, :2], size * at[:, 2:].exp(), G, S))
+        after = apply_homography_torch(rec["H"].detach(), target_c[:, None])[:, 0]
+        stats[f"err_{k}_{rec['role']}"] = float(((after - true_at_target).norm(dim=1) * px).median())
+        for e, n in enumerate(rec["names"]):
+            stats[f"use_{k}_{n}"] = float(rec["weights"][:, e].detach().mean())
+    loss = a.lambda_p * l_p + a.lambda_r * l_r + l_cpesl
+    stats.update(l_p=float(l_p.detach()), l_r=float(l_r.detach()), l_cpesl=float(l_cpesl.detach()))
     return loss, stats

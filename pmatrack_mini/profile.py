@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections import Counter
@@ -38,11 +39,35 @@ def _logsumexp_handle(inputs, outputs):
     return Counter({"logsumexp": n})
 
 
-def count_macs(model: torch.nn.Module, inputs: tuple) -> dict:
+def _grid_sample_handle(inputs, outputs):
+    """Bilinear ``grid_sample``: four weighted taps per output element (TCMDA's and the token warps' sampling)."""
+    from fvcore.nn.jit_handles import get_shape
+
+    n = 1
+    for s in get_shape(outputs[0]):
+        n *= s
+    return Counter({"grid_sampler": 4 * n})
+
+
+class _Traceable(torch.nn.Module):
+    """Hands the tracer one tensor of a network that returns a dict (its other entries are records)."""
+
+    def __init__(self, net, key: str):
+        super().__init__()
+        self.net, self.key = net, key
+
+    def forward(self, *inputs):
+        out = self.net(*inputs)
+        return out[self.key] if isinstance(out, dict) else out
+
+
+def count_macs(model: torch.nn.Module, inputs: tuple, output_key: str = "boxes") -> dict:
     """fvcore MAC count of ``model(*inputs)``: {'total': int, 'by_module': {name: int}, 'by_operator': {...}}.
 
-    Handles added to fvcore's: fused attention (see the module docstring) and log-sum-exp (Sinkhorn's inner
-    loop), counted as one operation per input element.
+    A model that returns a dict is traced through ``output[output_key]`` (what is computed is counted all the same;
+    a stage-2 network at batch 1 under hard routing runs, and so counts, only the chosen experts).
+    Handles added to fvcore's: fused attention (see the module docstring), log-sum-exp (Sinkhorn's inner
+    loop), counted as one operation per input element, and bilinear grid sampling (4 per output element).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)   # fvcore.nn imports torch.jit helpers
@@ -50,12 +75,14 @@ def count_macs(model: torch.nn.Module, inputs: tuple) -> dict:
 
     was_training = model.training
     model.eval()
-    fca = FlopCountAnalysis(model, inputs)
+    fca = FlopCountAnalysis(_Traceable(model, output_key), inputs)
     fca.set_op_handle("aten::scaled_dot_product_attention", _sdpa_handle)
     fca.set_op_handle("aten::logsumexp", _logsumexp_handle)
+    fca.set_op_handle("aten::grid_sampler", _grid_sample_handle)
     fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
-        out = dict(total=int(fca.total()), by_module={k: int(v) for k, v in fca.by_module().items()},
+        by_module = {k.removeprefix("net").removeprefix("."): int(v) for k, v in fca.by_module().items()}
+        out = dict(total=int(fca.total()), by_module=by_module,
                    by_operator={k: int(v) for k, v in fca.by_operator().items()})
     model.train(was_training)
     return out
@@ -98,7 +125,7 @@ class _ExpertCall(torch.nn.Module):
         self.expert = expert
 
     def forward(self, z_r, x_r, z_t, x_t):
-        return self.expert((z_r, x_r), (z_t, x_t))["params"]
+        return self.expert((z_r, x_r), (z_t, x_t))
 
 
 def expert_costs(experts, num_template: int | None = None) -> dict:
@@ -115,5 +142,17 @@ def expert_costs(experts, num_template: int | None = None) -> dict:
         z = torch.randn(1, nz, e.dim, device=param.device)
         x = torch.randn(1, e.grid * e.grid, e.dim, device=param.device)
         call = _ExpertCall(e).train(e.training)   # count_macs restores this mode afterwards
-        out[name] = count_macs(call, (z, x, z, x))["total"]
+        out[name] = count_macs(call, (z, x, z, x), output_key="params")["total"]
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def expert_cost_table(names: tuple, dim: int, grid: int, search_size: int, stage: str = "center") -> dict:
+    """MACs per call (batch 1) of freshly built experts of this size: the routers' cost c_e, measured once per
+    size and process. The random draws (weights, inputs) happen under a forked RNG, so measuring does not
+    change what a seeded model-building sequence draws afterwards."""
+    from .models.experts import build_expert
+
+    with torch.random.fork_rng(devices=[]):
+        experts = {n: build_expert(n, dim, grid, search_size, stage=stage) for n in names}
+        return expert_costs(experts)

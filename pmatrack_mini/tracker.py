@@ -1,14 +1,24 @@
 """Inference: a tracker object with OSTrack's ``initialize`` / ``track`` interface, and the ``track`` command.
 
-    tracker = Tracker(model, cfg, device)
-    tracker.initialize(rgb, tir, box)        # box x, y, w, h in RGB pixels
-    box = tracker.track(rgb, tir)            # next frame -> x, y, w, h in RGB pixels
+    tracker = Tracker(model, cfg, device, prealign="first-frame")
+    tracker.initialize(rgb, tir, box_rgb, box_tir)   # boxes x, y, w, h in RGB / TIR pixels
+    box = tracker.track(rgb, tir)                    # next frame -> x, y, w, h in RGB pixels
 
-Each frame: cut the search region (factor 4) around the last box in RGB and, naively, at the same place in
-TIR (resolution change only); run the network; multiply the score map by a Hann window (a prior for small
-motion); decode the arg-max; map the box back to the image; clip it to the image.
+Each frame: cut the RGB search region (factor 4) around the last box and the TIR search region *through the
+tracker's RGB -> TIR homography* (a perspective warp of the crop, ``data.crops``); run the network; multiply the
+score map by a Hann window (a prior for small motion); decode the arg-max; map the box back to the image; clip it.
 
-    pmatrack-mini track --checkpoint RUN/final.pt --dataset DIR --out RESULTS_DIR
+The homography, ``--prealign``:
+
+* ``none``: the resolution change only (a tracker that ignores misalignment);
+* ``first-frame`` (default): H0 fitted to the first frame's RGB and TIR boxes (``geometry.fit_box_homography``:
+  per axis a scale and a shift that take one box onto the other), used for the TIR template and every search crop;
+* ``oracle``: the generator's exact H_t of every frame (``homography.txt``): the ceiling alignment can reach.
+
+Every network runs under each, the stage-1 tracker included, so comparisons are fair and the headroom visible.
+A stage-2 network also reports, per frame, its stages' expert choices and alignment (``last_info``).
+
+    pmatrack-mini track --checkpoint RUN/final.pt --dataset DIR --out RESULTS_DIR [--prealign ...] [--routing ...]
 """
 from __future__ import annotations
 
@@ -19,13 +29,15 @@ import numpy as np
 import torch
 
 from .config import Config
-from .data.crops import box_center_xy, crop_pair, crop_side
+from .data.crops import crop_around, crop_pair
 from .data.dataset import Sequence, load_dataset
 from .data.sampler import to_tensor_images
 from .errors import PMATrackError
-from .geometry import cxcywh_to_xywh, invert, resize_homography, warp_boxes
+from .geometry import cxcywh_to_xywh, fit_box_homography, invert, resize_homography, warp_boxes
 from .models.head import decode
 from .utils import write_boxes
+
+PREALIGN = ("none", "first-frame", "oracle")
 
 
 def hann2d(n: int) -> torch.Tensor:
@@ -42,61 +54,99 @@ def clip_box(box: np.ndarray, size, margin: int = 10) -> np.ndarray:
     return np.array([x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)], dtype=np.float64)
 
 
+def _valid_box(box, what: str) -> np.ndarray:
+    box = np.asarray(box, dtype=np.float64)
+    if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+        raise PMATrackError(f"{what} must be 4 finite numbers with w, h > 0, got {box.tolist()}")
+    return box
+
+
 class Tracker:
-    def __init__(self, model: torch.nn.Module, cfg: Config, device="cpu", hann: bool = True):
+    def __init__(self, model: torch.nn.Module, cfg: Config, device="cpu", hann: bool = True,
+                 prealign: str = "first-frame"):
+        if prealign not in PREALIGN:
+            raise PMATrackError(f"prealign must be one of {PREALIGN}, got {prealign!r}")
         self.model = model.to(device).eval()
-        self.cfg, self.device = cfg, torch.device(device)
-        m = cfg.model
-        self.window = hann2d(m.feat_size).to(self.device) if hann else None
+        self.cfg, self.device, self.prealign = cfg, torch.device(device), prealign
+        self.window = hann2d(cfg.model.feat_size).to(self.device) if hann else None
         self.state = None
         self.last_score = None
+        self.last_info: dict = {}
 
     def _check(self, rgb, tir):
         if rgb.ndim != 3 or rgb.shape[2] != 3 or tir.ndim != 3 or tir.shape[2] != 3:
             raise PMATrackError(f"expected (H, W, 3) RGB and TIR frames, got {rgb.shape} and {tir.shape}")
 
-    def initialize(self, rgb: np.ndarray, tir: np.ndarray, box) -> None:
+    def _homography(self, H_true) -> np.ndarray:
+        """The RGB px -> TIR px homography this frame's TIR crops are cut through."""
+        if self.prealign == "oracle":
+            if H_true is None:
+                raise PMATrackError("prealign 'oracle' needs the true homography of every frame (homography.txt)")
+            return np.asarray(H_true, dtype=np.float64)
+        return self.H
+
+    def initialize(self, rgb: np.ndarray, tir: np.ndarray, box, box_tir=None, H_true=None) -> None:
+        """box: the RGB box; box_tir: the TIR box of the same frame (TIR px), needed by ``first-frame``;
+        H_true: this frame's true homography, needed by ``oracle``."""
         self._check(rgb, tir)
-        box = np.asarray(box, dtype=np.float64)
-        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-            raise PMATrackError(f"initial box must be 4 finite numbers with w, h > 0, got {box.tolist()}")
+        box = _valid_box(box, "initial box")
         m = self.cfg.model
         self.rgb_size = (rgb.shape[1], rgb.shape[0])
-        self.S_res = resize_homography(self.rgb_size, (tir.shape[1], tir.shape[0]))
-        z_rgb, z_tir, _, _ = crop_pair(rgb, tir, box_center_xy(box), crop_side(box, m.template_factor),
-                                       m.template_size, self.S_res)
+        S_res = resize_homography(self.rgb_size, (tir.shape[1], tir.shape[0]))
+        if self.prealign == "first-frame":
+            if box_tir is None:
+                raise PMATrackError("prealign 'first-frame' needs the first-frame TIR box (infrared.txt)")
+            self.H = fit_box_homography(box, _valid_box(box_tir, "initial TIR box"))
+        else:
+            self.H = S_res
+        center, side = crop_around(box, m.template_factor)
+        z_rgb, z_tir, _, _ = crop_pair(rgb, tir, center, side, m.template_size, self._homography(H_true))
         self.z = [to_tensor_images([z_rgb]).to(self.device), to_tensor_images([z_tir]).to(self.device)]
         self.state = box
 
     @torch.no_grad()
-    def track(self, rgb: np.ndarray, tir: np.ndarray) -> np.ndarray:
+    def track(self, rgb: np.ndarray, tir: np.ndarray, H_true=None) -> np.ndarray:
         if self.state is None:
             raise PMATrackError("call initialize() before track()")
         self._check(rgb, tir)
         m = self.cfg.model
-        x_rgb, x_tir, C_rgb, _ = crop_pair(rgb, tir, box_center_xy(self.state), crop_side(self.state, m.search_factor),
-                                           m.search_size, self.S_res)
+        center, side = crop_around(self.state, m.search_factor)
+        x_rgb, x_tir, C_rgb, _ = crop_pair(rgb, tir, center, side, m.search_size, self._homography(H_true))
         x = [to_tensor_images([x_rgb]).to(self.device), to_tensor_images([x_tir]).to(self.device)]
         out = self.model(self.z[0], x[0], self.z[1], x[1])
-        score = out["score_map"] * self.window if self.window is not None else out["score_map"]
+        raw = out["score_map"]
+        score = raw * self.window if self.window is not None else raw
         self.last_score = float(score.max())
         box_n = decode(score, out["size_map"], out["offset_map"])[0].double().cpu().numpy()   # cx, cy, w, h in [0, 1]
         box_crop = cxcywh_to_xywh(box_n * m.search_size)                                      # crop px
         box_img = warp_boxes(invert(C_rgb), box_crop[None])[0]                                # image px
         self.state = clip_box(box_img, self.rgb_size)
+        self.last_info = dict(score=self.last_score, raw_score=float(raw.max()), C_rgb=C_rgb,
+                              align=[alignment_summary(r) for r in out.get("align", [])])
         return self.state.copy()
+
+
+def alignment_summary(record: dict) -> dict:
+    """One stage's record at batch 1 -> plain numbers: expert chosen, router probabilities, parameters, H_k."""
+    return dict(role=record["role"], expert=record["names"][int(record["choice"][0])],
+                probs={n: float(p) for n, p in zip(record["names"], record["probs"][0].tolist())},
+                params=[float(v) for v in record["params"][0, :4].tolist()],
+                H=record["H"][0].double().cpu().numpy())
 
 
 def track_sequence(tracker: Tracker, seq: Sequence, progress=None) -> tuple[np.ndarray, float]:
     """Run over a whole sequence; returns ((T, 4) boxes, frames per second of tracking)."""
     boxes = np.zeros((len(seq), 4))
     boxes[0] = seq.init_box
-    tracker.initialize(seq.rgb(0), seq.tir(0), seq.init_box)
+    H = seq.homography if seq.homography is not None else [None] * len(seq)
+    if tracker.prealign == "oracle" and seq.homography is None:
+        raise PMATrackError(f"{seq.path}: --prealign oracle needs homography.txt (generated data only)")
+    tracker.initialize(seq.rgb(0), seq.tir(0), seq.init_box, seq.gt_infrared[0], H[0])
     spent = 0.0
     for t in range(1, len(seq)):
         rgb, tir = seq.rgb(t), seq.tir(t)
         t0 = time.perf_counter()
-        boxes[t] = tracker.track(rgb, tir)
+        boxes[t] = tracker.track(rgb, tir, H[t])
         spent += time.perf_counter() - t0
         if progress is not None:
             progress.update(1)
@@ -128,16 +178,27 @@ def add_cli(sub) -> None:
     t.add_argument("--out", required=True, help="results folder: one <sequence>.txt per sequence")
     t.add_argument("--preset", default=None, help="fail unless the checkpoint was trained with this preset")
     t.add_argument("--list", default=None)
+    t.add_argument("--prealign", choices=list(PREALIGN), default="first-frame",
+                   help="TIR crops through: the resolution change (none), H0 from the first-frame boxes "
+                        "(first-frame, default), or the true homography of every frame (oracle, generated data)")
+    t.add_argument("--routing", choices=["router", "soft", "tre", "fme", "dpe"], default=None,
+                   help="stage-2 networks: hard routing (router, default), soft mixing, or one expert for all")
     t.add_argument("--device", default="cpu")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_track)
 
 
 def _cmd_track(args) -> None:
-    from .train import model_from_checkpoint
+    from .models.checkpoint import model_from_checkpoint
 
-    model, cfg, step = model_from_checkpoint(args.checkpoint, device=args.device, expect_preset=args.preset)
+    model, cfg, step = model_from_checkpoint(args.checkpoint, device=args.device, expect_preset=args.preset,
+                                             routing=args.routing)
     sequences = load_dataset(args.dataset, list_file=args.list)
-    _, fps = track_dataset(Tracker(model, cfg, args.device), sequences, args.out, progress=not args.quiet)
+    if args.prealign == "oracle":
+        missing = [s.name for s in sequences if s.homography is None]
+        if missing:
+            raise PMATrackError(f"--prealign oracle needs homography.txt; {missing[0]} has none (generated data only)")
+    tracker = Tracker(model, cfg, args.device, prealign=args.prealign)
+    _, fps = track_dataset(tracker, sequences, args.out, progress=not args.quiet)
     print(f"tracked {len(sequences)} sequence(s) with {Path(args.checkpoint).name} (step {step}, "
           f"{cfg.model.modalities}) at {fps:.1f} FPS -> {args.out}")

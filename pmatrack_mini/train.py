@@ -1,10 +1,16 @@
-"""Stage-1 training of the tracker (OSTrack recipe), on CPU or GPU, one process or DDP.
+"""Training, both stages, one loop, on CPU or GPU, one process or DDP.
 
-    pmatrack-mini train --preset cpu-mini --data DIR --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
-    torchrun --nproc_per_node 4 -m pmatrack_mini.cli train --preset paper --data DIR --out RUN_DIR --device cuda
+    pmatrack-mini train --preset cpu-mini --data DIR [DIR ...] --out RUN [--steps N] [--device cpu|cuda] [--amp]
+    pmatrack-mini train --stage 2 --init RUN/final.pt --data DIR [DIR ...] --out RUN2 [--set align.lambda_cost=0.05]
+    torchrun --nproc_per_node 4 -m pmatrack_mini.cli train --preset paper --data DIR --out RUN --device cuda
 
-* AdamW, backbone lr x ``backbone_lr_mult``, linear warm-up then cosine (or x0.1 step at 80 %), grad clipping.
-* Checkpoints ``RUN_DIR/last.pt`` (and ``final.pt``) are written atomically and hold the config, the step,
+* Stage 1 trains the tracker (OSTrack recipe): AdamW, backbone lr x ``backbone_lr_mult``, linear warm-up then
+  cosine (or x0.1 step at 80 %), grad clipping, L_track.
+* Stage 2 (``train.stage=2``) builds PMATrack's network, loads the stage-1 tracker from ``train.init``, freezes it
+  (``train.freeze_tracker``; unfrozen it learns at ``tracker_lr_mult`` x lr) and trains the alignment stages with
+  L_track + lambda_p L_p + lambda_r L_r + L_CPESL (``losses.alignment_loss``). Training pairs are cut through a
+  pre-alignment as the tracker cuts them (``train.prealign``, default ``mixture`` in stage 2: see ``data.sampler``).
+* Checkpoints ``RUN/last.pt`` (and ``final.pt``) are written atomically and hold the config, the step,
   model / optimiser / scheduler states and the torch RNG; training resumes from ``last.pt`` and ends with
   the same weights as an uninterrupted run (batches are a pure function of seed, step and rank).
 * Multi-GPU / multi-node: torch's DDP, launched by ``torchrun`` (it sets RANK / WORLD_SIZE); gloo on CPU.
@@ -21,56 +27,13 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import Config, config_from_dict, get_config
+from .config import Config, config_from_dict, get_config, stage2_config
 from .data.dataset import load_dataset
 from .data.sampler import PairSampler
 from .errors import PMATrackError
-from .losses import tracking_loss
-from .models import build_model
+from .losses import alignment_loss, tracking_loss
+from .models.checkpoint import build_model, checkpoint_config, load_checkpoint, load_stage1, save_checkpoint
 from .utils import atomic_path, set_seed
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path, model, cfg: Config, step: int, optimizer=None, scheduler=None) -> None:
-    net = model.module if isinstance(model, DDP) else model
-    state = dict(format="pmatrack-mini/1", config=cfg.to_dict(), step=step, model=net.state_dict(),
-                 torch_rng=torch.get_rng_state())
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if scheduler is not None:
-        state["scheduler"] = scheduler.state_dict()
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; clear errors for missing / truncated / foreign files."""
-    path = Path(path)
-    if not path.is_file():
-        raise PMATrackError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, pickle of arbitrary objects, not a torch file ...
-        raise PMATrackError(f"{path}: not a readable checkpoint (truncated or foreign file): {type(exc).__name__}") from None
-    if not isinstance(state, dict) or state.get("format") != "pmatrack-mini/1" or "model" not in state:
-        raise PMATrackError(f"{path}: not a pmatrack-mini checkpoint (no format tag / model state)")
-    return state
-
-
-def model_from_checkpoint(path, device="cpu", expect_preset: str | None = None):
-    """Rebuild the network from the config stored in the checkpoint; returns (model, cfg, step)."""
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"])
-    if expect_preset is not None and cfg.preset != expect_preset:
-        raise PMATrackError(f"{path}: checkpoint preset is {cfg.preset!r}, but {expect_preset!r} was asked for")
-    model = build_model(cfg)
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if missing or unexpected:
-        raise PMATrackError(f"{path}: weights do not fit the stored config "
-                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.to(device).eval(), cfg, int(state["step"])
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -87,10 +50,15 @@ def setup_distributed(device: str):
 
 
 def param_groups(model, cfg: Config) -> list:
+    """Stage 1: [backbone at lr x backbone_lr_mult, head at lr]. Stage 2: [tracker at lr x tracker_lr_mult (empty
+    when frozen), alignment stages at lr]. The last group always runs at the base rate (the logged lr)."""
     net = model.module if isinstance(model, DDP) else model
+    lr = cfg.train.lr
+    if cfg.train.stage == 2:
+        align, tracker = net.trainable_parameters()
+        return [dict(params=tracker, lr=lr * cfg.train.tracker_lr_mult), dict(params=align, lr=lr)]
     backbone = [p for n, p in net.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     rest = [p for n, p in net.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
-    lr = cfg.train.lr
     return [dict(params=backbone, lr=lr * cfg.train.backbone_lr_mult), dict(params=rest, lr=lr)]
 
 
@@ -106,6 +74,35 @@ def lr_lambda(cfg: Config):
     return f
 
 
+def compute_loss(out: dict, batch: dict, cfg: Config):
+    """L_track, plus the alignment losses in stage 2. Returns (loss, stats of floats)."""
+    t = cfg.train
+    out = {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
+    loss, stats = tracking_loss(out, batch["box"], (t.giou_weight, t.l1_weight, t.focal_weight))
+    if t.stage == 2:
+        l_align, s_align = alignment_loss(out["align"], batch, cfg)
+        loss = loss + l_align
+        stats.update(s_align, loss=float(loss.detach()))
+    return loss, stats
+
+
+def load_sequences(data) -> list:
+    """A dataset folder, a list of folders, or a list of Sequences -> [Sequence]."""
+    if isinstance(data, (str, Path)):
+        return load_dataset(data)
+    return [s for d in data for s in (load_dataset(d) if isinstance(d, (str, Path)) else [d])]
+
+
+def build_for_training(cfg: Config):
+    """The network to train: stage 1 from scratch; stage 2 with the stage-1 tracker of ``train.init`` loaded."""
+    model = build_model(cfg)
+    if cfg.train.stage == 2:
+        if not cfg.train.init:
+            raise PMATrackError("stage 2 starts from a stage-1 tracker: give --init CHECKPOINT (train.init)")
+        load_stage1(model, cfg.train.init)
+    return model
+
+
 def train_step(model, batch: dict, optimizer, cfg: Config, device, scaler=None, amp: bool = False):
     """One optimisation step. Returns stats (floats). Under DDP, gradients are averaged over ranks."""
     model.train()
@@ -113,9 +110,7 @@ def train_step(model, batch: dict, optimizer, cfg: Config, device, scaler=None, 
     dev_type = torch.device(device).type
     with torch.autocast(dev_type, enabled=amp, dtype=torch.float16 if dev_type == "cuda" else torch.bfloat16):
         out = model(b["z_rgb"], b["x_rgb"], b["z_tir"], b["x_tir"])
-    out = {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
-    t = cfg.train
-    loss, stats = tracking_loss(out, b["box"], (t.giou_weight, t.l1_weight, t.focal_weight))
+    loss, stats = compute_loss(out, b, cfg)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"non-finite loss {float(loss)} ({stats})")
     optimizer.zero_grad(set_to_none=True)
@@ -124,8 +119,9 @@ def train_step(model, batch: dict, optimizer, cfg: Config, device, scaler=None, 
         scaler.unscale_(optimizer)
     else:
         loss.backward()
-    if t.grad_clip > 0:
-        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip))
+    if cfg.train.grad_clip > 0:
+        params = [p for p in model.parameters() if p.requires_grad]
+        stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip))
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -134,12 +130,22 @@ def train_step(model, batch: dict, optimizer, cfg: Config, device, scaler=None, 
     return stats
 
 
+def progress_fields(stats: dict) -> dict:
+    """What the progress bar shows: loss, GIoU and speed; in stage 2 the alignment error at the target
+    (RGB px, median) before alignment and after the last stage."""
+    fields = dict(loss=f"{stats['loss']:.3f}", giou=f"{stats['giou_score']:.2f}", sps=f"{stats['samples_per_s']:.1f}")
+    errs = [k for k in stats if k.startswith("err_") and k != "err_before"]
+    if errs:
+        fields["align_px"] = f"{stats['err_before']:.1f}->{stats[errs[-1]]:.1f}"
+    return fields
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
 def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str = "cpu", amp: bool = False,
           resume: bool = True, stop_after: int | None = None, progress: bool = True) -> dict:
-    """Train ``cfg`` on a dataset folder (or a list of Sequences); checkpoints go to ``out_dir``.
+    """Train ``cfg`` on a dataset folder (or a list of folders / Sequences); checkpoints go to ``out_dir``.
 
     ``stop_after`` ends the run after that many steps of this call (the schedule still spans
     ``cfg.train.steps``): an interrupted run, for tests and time-boxed jobs. Returns a summary.
@@ -151,9 +157,14 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     set_seed(cfg.train.seed)
-    sequences = load_dataset(data) if isinstance(data, (str, Path)) else data
+    sequences = load_sequences(data)
+    if cfg.train.stage == 2:
+        missing = [s.name for s in sequences if s.homography is None]
+        if missing:
+            raise PMATrackError(f"stage 2 supervises alignment with the exact homography; {missing[0]} has no "
+                                f"homography.txt (generated data has one)")
     sampler = PairSampler(sequences, cfg.model, cfg.train)
-    model = build_model(cfg).to(device)
+    model = build_for_training(cfg).to(device)
     if world > 1:
         model = DDP(model, device_ids=[torch.device(device).index] if str(device).startswith("cuda") else None)
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -177,8 +188,8 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
 
     per_rank = max(1, cfg.train.batch_size // world)
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, start + stop_after)
-    bar = tqdm(range(start, end), desc=f"train {cfg.preset}/{cfg.model.modalities}", disable=not progress or rank != 0,
-               initial=start, total=cfg.train.steps)
+    desc = f"train {cfg.preset}/" + (cfg.model.modalities if cfg.train.stage == 1 else "stage2")
+    bar = tqdm(range(start, end), desc=desc, disable=not progress or rank != 0, initial=start, total=cfg.train.steps)
     log = []
     t0, seen = time.perf_counter(), 0
     for step in bar:
@@ -188,9 +199,9 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
         seen += per_rank * world
         if (step + 1) % cfg.train.log_every == 0 or step + 1 == end:
             sps = seen / (time.perf_counter() - t0)
-            stats.update(step=step + 1, lr=optimizer.param_groups[1]["lr"], samples_per_s=sps)
+            stats.update(step=step + 1, lr=optimizer.param_groups[-1]["lr"], samples_per_s=sps)
             log.append(stats)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", giou=f"{stats['giou_score']:.2f}", sps=f"{sps:.1f}")
+            bar.set_postfix(progress_fields(stats))
         if rank == 0 and ((step + 1) % cfg.train.ckpt_every == 0 or step + 1 == end):
             save_checkpoint(last, model, cfg, step + 1, optimizer, scheduler)
     bar.close()
@@ -227,9 +238,12 @@ def _parse_sets(items) -> dict:
 
 
 def add_cli(sub) -> None:
-    t = sub.add_parser("train", help="train the tracker (stage 1)")
-    t.add_argument("--preset", default="cpu-mini")
-    t.add_argument("--data", required=True, help="dataset folder in the LasHeR layout")
+    t = sub.add_parser("train", help="train the tracker (stage 1) or PMATrack's alignment network (stage 2)")
+    t.add_argument("--stage", type=int, choices=[1, 2], default=1,
+                   help="1: the tracker; 2: the alignment stages on a frozen stage-1 tracker (needs --init)")
+    t.add_argument("--init", default=None, help="stage 2: the stage-1 tracker checkpoint to start from")
+    t.add_argument("--preset", default=None, help="cpu-mini (default) or paper; stage 2 takes the --init's")
+    t.add_argument("--data", nargs="+", required=True, help="dataset folder(s) in the LasHeR layout")
     t.add_argument("--out", required=True, help="run folder (checkpoints, logs); resumes from last.pt")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
@@ -237,12 +251,14 @@ def add_cli(sub) -> None:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", default="cpu")
     t.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
-    t.add_argument("--set", nargs="*", default=[], help="strict overrides, e.g. model.depth=4 train.lr=1e-3")
+    t.add_argument("--set", nargs="*", default=[],
+                   help="strict overrides, e.g. model.depth=4 train.lr=1e-3 align.experts=tre,fme")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
 
-def _cmd_train(args) -> None:
+def config_from_args(args) -> Config:
+    """The run's config from the command line (stage 2: the --init checkpoint's tracker + the stage-2 recipe)."""
     overrides = _parse_sets(args.set)
     tr = overrides.setdefault("train", {})
     for key, val in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)):
@@ -250,11 +266,25 @@ def _cmd_train(args) -> None:
             tr[key] = val
     if args.modalities:
         overrides.setdefault("model", {})["modalities"] = args.modalities
-    cfg = get_config(args.preset, **overrides)
+    if args.stage == 1:
+        if args.init:
+            raise PMATrackError("--init is for stage 2 (train --stage 2 --init STAGE1_CHECKPOINT)")
+        return get_config(args.preset or "cpu-mini", **overrides)
+    if not args.init:
+        raise PMATrackError("stage 2 starts from a stage-1 tracker: give --init CHECKPOINT")
+    stage1 = checkpoint_config(args.init)
+    if args.preset and args.preset != stage1.preset:
+        raise PMATrackError(f"{args.init}: stage-1 checkpoint preset is {stage1.preset!r}, not {args.preset!r}")
+    tr["init"] = str(args.init)
+    return stage2_config(stage1, **overrides)
+
+
+def _cmd_train(args) -> None:
+    cfg = config_from_args(args)
     res = train(cfg, args.data, args.out, device=args.device, amp=args.amp, progress=not args.quiet)
     if res["last"]:
         print(f"steps {res['start']}->{res['end']}  {res['samples_per_s']:.1f} samples/s  "
               f"loss {res['last']['loss']:.3f}  checkpoint {Path(args.out) / 'last.pt'}")
 
 
-__all__ = ["train", "train_step", "save_checkpoint", "load_checkpoint", "model_from_checkpoint"]
+__all__ = ["train", "train_step", "compute_loss", "build_for_training", "config_from_args"]

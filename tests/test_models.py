@@ -45,14 +45,6 @@ def test_modalities_really_used():
     assert not torch.equal(net2(z, x, zt, xt)["score_map"], net2(z, x, zt * 0, xt * 0)["score_map"])
 
 
-def test_hooks_act_after_the_chosen_block():
-    cfg = get_config("cpu-mini", model=dict(depth=3))
-    net = build_model(cfg).eval()
-    seen = []
-    out = net(*_inputs(cfg, 1), hooks={1: lambda t: (seen.append(t.shape), t * 0)[1]})
-    assert seen == [(1, 160, 192)] and torch.count_nonzero(out["states"][1]) == 0
-
-
 def test_decode_by_hand():
     score = torch.zeros(1, 1, 4, 4)
     score[0, 0, 2, 1] = 1.0            # row 2, column 1

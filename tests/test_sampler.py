@@ -2,7 +2,7 @@ import numpy as np
 import torch
 import pytest
 
-from pmatrack_mini.config import get_config
+from pmatrack_mini.config import get_config, merge
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.data.crops import crop_matrix
 from pmatrack_mini.data.sampler import PairSampler
@@ -40,7 +40,8 @@ def test_offsets_zero_when_aligned_and_exact_when_not(samples):
     cfg = get_config("cpu-mini")
     aligned = PairSampler([samples["none_lowlight"]], cfg.model, cfg.train).batch(0, 16)
     assert aligned["offset"].abs().max() < 0.75       # TIR boxes are warped GT, rounded to 0.01 px
-    big = PairSampler([samples["large_fastmotion"]], cfg.model, cfg.train).batch(0, 16)
+    naive = merge(cfg.train, dict(prealign="none"))    # naive crops keep the generator's whole offset
+    big = PairSampler([samples["large_fastmotion"]], cfg.model, naive).batch(0, 16)
     norms = big["offset"].norm(dim=1)
     assert norms.min() > 10                           # 40+ RGB px at a crop scale of roughly 1
     # H_crop maps the RGB box centre in the crop onto the TIR box centre in the crop
@@ -58,28 +59,26 @@ def test_sampler_rejects_empty():
         PairSampler([], cfg.model, cfg.train)
 
 
-def test_aligned_tir_crop_puts_the_target_where_rgb_has_it(samples):
-    from pmatrack_mini.data.crops import aligned_tir_crop, crop_matrix
+def test_tir_crop_through_the_true_homography_puts_the_target_where_rgb_has_it(samples):
+    from pmatrack_mini.data.crops import crop_around, crop_pair
 
     seq = samples["large_fastmotion"]
     t = 10
-    box = seq.gt_visible[t]
-    cx, cy = box[0] + (box[2] - 1) / 2, box[1] + (box[3] - 1) / 2
-    C = crop_matrix(cx, cy, 4 * np.sqrt(box[2] * box[3]), 128)
-    crop = aligned_tir_crop(seq.tir(t), C, seq.homography[t], 128)[..., 0].astype(float)
-    # the warm target sits at the centre of the aligned crop
-    centre = crop[56:72, 56:72].mean()
-    assert centre > np.median(crop) + 40
+    center, side = crop_around(seq.gt_visible[t], 4.0)
+    _, crop, _, C_tir = crop_pair(seq.rgb(t), seq.tir(t), center, side, 128, seq.homography[t])
+    crop = crop[..., 0].astype(float)
+    assert abs(C_tir[2, :2]).max() > 0                  # a perspective warp (the rig has perspective)
+    assert crop[56:72, 56:72].mean() > np.median(crop) + 40   # the warm target sits at the centre
 
 
-def test_gt_tir_template_centres_the_warm_target(samples):
+def test_first_frame_prealignment_centres_the_warm_template(samples):
     cfg = get_config("cpu-mini")
     seqs = [samples["large_fastmotion"]]
-    naive = PairSampler(seqs, cfg.model, cfg.train).batch(0, 8)
-    gt = PairSampler(seqs, cfg.model, cfg.train, tir_template="gt").batch(0, 8)
+    naive = PairSampler(seqs, cfg.model, merge(cfg.train, dict(prealign="none"))).batch(0, 8)
+    first = PairSampler(seqs, cfg.model, cfg.train).batch(0, 8)
     centre = lambda z: z[:, 0, 24:40, 24:40].mean((1, 2)) - z[:, 0].mean((1, 2))   # warm centre vs crop mean
-    assert (centre(gt["z_tir"]) > 0.1).all()
-    assert centre(naive["z_tir"]).mean() < centre(gt["z_tir"]).mean() - 0.1
-    assert torch.equal(naive["x_tir"], gt["x_tir"])                               # search crops stay naive
-    with pytest.raises(PMATrackError, match="tir_template"):
-        PairSampler(seqs, cfg.model, cfg.train, tir_template="oracle")
+    assert (centre(first["z_tir"]) > 0.1).all()
+    assert centre(naive["z_tir"]).mean() < centre(first["z_tir"]).mean() - 0.1
+    assert torch.equal(naive["x_rgb"], first["x_rgb"])                              # same pairs, same RGB crops
+    with pytest.raises(PMATrackError, match="template_frame"):
+        PairSampler(seqs, cfg.model, cfg.train, template_frame="last")

@@ -53,6 +53,18 @@ def test_offset_ranges_per_level(seqs):
     assert np.median(disp["large"]) >= 30.0
 
 
+def test_dynamic_level_outruns_first_frame_prealignment(seqs):
+    """MUART244's moving-platform regime: a homography fitted to the first frame's boxes falls behind."""
+    mean = {lvl: np.array([s["prealign_residual"].mean() for s in ss]) for lvl, ss in seqs.items()}
+    peak = {lvl: np.array([s["prealign_residual"].max() for s in ss]) for lvl, ss in seqs.items()}
+    assert (mean["dynamic"] > 20).mean() >= 2 / 3 and (peak["dynamic"] > 20).all()
+    assert peak["small"].max() < 10 and mean["large"].max() < 12      # a static rig: H0 stays good
+    for s in seqs["dynamic"]:
+        np.testing.assert_array_equal(s["attributes"]["prealign_drift"], s["prealign_residual"] > 15)
+        np.testing.assert_allclose(warp_boxes(s["homography"], s["visible"]), s["infrared"], atol=1e-9)
+    assert np.mean([s["attributes"]["prealign_drift"].mean() for s in seqs["dynamic"]]) > 0.5
+
+
 def test_homography_consistent_with_boxes(seqs):
     for s in seqs["large"][:4] + seqs["small"][:4]:
         np.testing.assert_allclose(warp_boxes(s["homography"], s["visible"]), s["infrared"], atol=1e-9)
@@ -71,7 +83,7 @@ def test_written_files_agree_and_reload(tmp_path):
     np.testing.assert_allclose(warp_boxes(seq.homography, seq.gt_visible), seq.gt_infrared, atol=0.006)
     np.testing.assert_allclose(center_displacement(seq), s["displacement"], atol=1e-6)
     assert set(seq.attributes) >= {"low_illumination", "thermal_crossover", "occlusion", "fast_motion",
-                                   "large_offset", "distractor"}
+                                   "large_offset", "distractor", "prealign_drift"}
     assert not list(tmp_path.glob(".*partial"))
 
 

@@ -8,7 +8,7 @@ from pmatrack_mini.data import load_dataset
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.models import build_model
 from pmatrack_mini.tracker import Tracker, clip_box, hann2d
-from pmatrack_mini.train import save_checkpoint
+from pmatrack_mini.models import save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_mismatched_modalities_are_refused(ckpt, tmp_path, capsys):
 
 
 def test_tracker_api_errors_and_helpers(ckpt):
-    from pmatrack_mini.train import model_from_checkpoint
+    from pmatrack_mini.models import model_from_checkpoint
     model, cfg, _ = model_from_checkpoint(ckpt)
     seq = load_dataset("data_samples")[0]
     tr = Tracker(model, cfg)
@@ -66,9 +66,34 @@ def test_tracker_api_errors_and_helpers(ckpt):
         tr.initialize(seq.rgb(0), seq.tir(0), [1, 2, 0, 4])
     with pytest.raises(PMATrackError, match=r"\(H, W, 3\)"):
         tr.initialize(seq.rgb(0), seq.tir(0)[..., 0], seq.init_box)
-    tr.initialize(seq.rgb(0), seq.tir(0), seq.init_box)
+    with pytest.raises(PMATrackError, match="needs the first-frame TIR box"):
+        tr.initialize(seq.rgb(0), seq.tir(0), seq.init_box)
+    with pytest.raises(PMATrackError, match="oracle"):
+        Tracker(model, cfg, prealign="oracle").initialize(seq.rgb(0), seq.tir(0), seq.init_box)
+    with pytest.raises(PMATrackError, match="prealign must be"):
+        Tracker(model, cfg, prealign="gt")
+    tr.initialize(seq.rgb(0), seq.tir(0), seq.init_box, seq.gt_infrared[0])
     box = tr.track(seq.rgb(1), seq.tir(1))
     assert box.shape == (4,) and box[0] >= 0 and box[0] + box[2] <= 320
     w = hann2d(8)
     assert w.shape == (8, 8) and w.min() > 0 and torch.isclose(w[3:5, 3:5].min(), w.max())
     np.testing.assert_allclose(clip_box(np.array([-50.0, 10, 30, 20]), (320, 256)), [0, 10, 10, 20])
+
+
+def test_prealign_cli_modes_and_errors(ckpt, tmp_path, capsys):
+    import shutil
+    lst = tmp_path / "list.txt"
+    lst.write_text("large_fastmotion\n")
+    for mode in ("none", "first-frame", "oracle"):
+        out = tmp_path / mode
+        assert main(["track", "--checkpoint", str(ckpt), "--dataset", "data_samples", "--list", str(lst),
+                     "--out", str(out), "--prealign", mode, "--quiet"]) == 0
+        assert np.loadtxt(out / "large_fastmotion.txt", delimiter=",").shape == (40, 4)
+    shutil.copytree("data_samples/large_fastmotion", tmp_path / "ds" / "s")
+    (tmp_path / "ds" / "s" / "homography.txt").unlink()
+    assert main(["track", "--checkpoint", str(ckpt), "--dataset", str(tmp_path / "ds"), "--out", str(tmp_path / "r"),
+                 "--prealign", "oracle", "--quiet"]) == 2
+    assert "needs homography.txt" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert main(["track", "--checkpoint", str(ckpt), "--dataset", "data_samples", "--out", str(tmp_path / "r"),
+                 "--routing", "dpe", "--quiet"]) == 2
+    assert "no alignment stages" in capsys.readouterr().err

@@ -8,7 +8,8 @@ import torch.multiprocessing as mp
 from pmatrack_mini.config import get_config
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.train import load_checkpoint, model_from_checkpoint, train
+from pmatrack_mini.models import load_checkpoint, model_from_checkpoint
+from pmatrack_mini.train import train
 
 TINY = dict(model=dict(embed_dim=64, depth=1, num_heads=2, head_channels=32),
             train=dict(steps=4, batch_size=4, ckpt_every=2, log_every=1, warmup_steps=1))

@@ -5,9 +5,16 @@ A crop of side ``side`` (image px) centred at (cx, cy), resized to ``out`` px, i
 
     u = (x - cx) * out / side + out / 2 - 0.5
 
-The TIR crop of a tracker that ignores misalignment is cut at the *same* place mapped by the
-resolution change only: C_tir = C_rgb @ S_res^-1 (TIR px -> crop px). With the true homography
-H_t (RGB px -> TIR px), the RGB crop is mapped onto the TIR crop by H_crop = C_tir H_t C_rgb^-1.
+The TIR crop is cut *through a pre-alignment* ``H_pre`` (RGB px -> TIR px): pixel q of the TIR crop shows the TIR
+image at H_pre C_rgb^-1 q, i.e. its crop matrix is C_tir = C_rgb H_pre^-1 (TIR px -> crop px), a perspective warp
+in general. Three choices of H_pre, the tracker's ``--prealign``:
+
+* ``none``: the resolution change S_res alone (a tracker that ignores misalignment: the naive crop);
+* ``first-frame``: H0 fitted to the first frame's two boxes (``geometry.fit_box_homography``);
+* ``oracle``: the generator's exact H_t (the TIR crop is then pixel-aligned with the RGB crop).
+
+With the true homography H_t, the RGB crop maps onto the TIR crop by H_crop = C_tir H_t C_rgb^-1: what is left
+for the alignment network to find (the identity under the oracle).
 """
 from __future__ import annotations
 
@@ -24,8 +31,13 @@ def crop_matrix(cx: float, cy: float, side: float, out: int) -> np.ndarray:
 
 
 def cut(img: np.ndarray, C: np.ndarray, out: int) -> np.ndarray:
-    """Apply crop matrix C (affine) with bilinear sampling; outside the image is black."""
-    return cv2.warpAffine(img, C[:2], (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    """Apply the crop matrix C (image px -> crop px) with bilinear sampling; outside the image is black.
+
+    Affine C (bottom row 0, 0, 1) goes through cv2.warpAffine, any other through cv2.warpPerspective."""
+    flags, border = cv2.INTER_LINEAR, cv2.BORDER_CONSTANT
+    if np.allclose(C[2], [0.0, 0.0, 1.0], rtol=0, atol=1e-12):
+        return cv2.warpAffine(img, C[:2], (out, out), flags=flags, borderMode=border)
+    return cv2.warpPerspective(img, C / C[2, 2], (out, out), flags=flags, borderMode=border)
 
 
 def crop_side(box_xywh, factor: float) -> float:
@@ -33,24 +45,17 @@ def crop_side(box_xywh, factor: float) -> float:
     return float(factor * np.sqrt(max(box_xywh[2], 1.0) * max(box_xywh[3], 1.0)))
 
 
-def crop_pair(rgb: np.ndarray, tir: np.ndarray, center, side: float, out: int, S_res: np.ndarray):
-    """Cut the RGB crop at (center, side) and the naive TIR crop at the same place.
+def crop_pair(rgb: np.ndarray, tir: np.ndarray, center, side: float, out: int, H_pre: np.ndarray):
+    """Cut the RGB crop at (center, side) and the TIR crop through the pre-alignment ``H_pre`` (RGB px -> TIR px).
 
     Returns rgb_crop, tir_crop (out, out, 3) uint8, C_rgb, C_tir (3x3 maps image -> crop).
     """
     C_rgb = crop_matrix(center[0], center[1], side, out)
-    C_tir = C_rgb @ invert(S_res)
+    C_tir = C_rgb @ invert(H_pre)
     return cut(rgb, C_rgb, out), cut(tir, C_tir, out), C_rgb, C_tir
 
 
-def box_center_xy(box_xywh) -> np.ndarray:
-    return box_center(np.asarray(box_xywh, dtype=np.float64)[None])[0]
-
-
-def aligned_tir_crop(tir: np.ndarray, C_rgb: np.ndarray, H: np.ndarray, out: int) -> np.ndarray:
-    """The TIR crop an *oracle* would cut: pixel p of it shows what pixel p of the RGB crop shows.
-
-    TIR px -> RGB px is H^-1, RGB px -> crop px is C_rgb, so the crop is warped by C_rgb H^-1.
-    """
-    M = C_rgb @ np.linalg.inv(H)
-    return cv2.warpPerspective(tir, M / M[2, 2], (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+def crop_around(box_xywh, factor: float) -> tuple[np.ndarray, float]:
+    """(centre, side) of OSTrack's crop around a box: its centre, factor * sqrt(w h)."""
+    box = np.asarray(box_xywh, dtype=np.float64)
+    return box_center(box), crop_side(box, factor)

@@ -1,18 +1,30 @@
 """Training pairs (template, search) over LasHeR-format sequences, both modalities.
 
-For each sample: a sequence, a template frame and a search frame at most ``max_gap`` apart. The
+For each sample: a sequence, a template frame and a search frame at most ``max_gap`` apart (or the sequence's
+first valid frame as the template: ``template_frame="first"``, the tracker's setting, for evaluation). The
 template is cut around the RGB box (factor 2); the search region around a jittered box (OSTrack:
 size * exp(N(0, 1) * scale_jitter), centre + sqrt(w h) * center_jitter * U(-0.5, 0.5); factor 4).
-TIR crops are cut at the RGB crop's place mapped by the resolution change only (naive). With
-``tir_template="gt"`` the TIR *template* is instead centred on the TIR box of the template frame, as a tracker
-initialised with both first-frame boxes does (the alignment experts' setting); the search crops stay naive.
+
+TIR crops are cut through a pre-alignment, as the tracker cuts them at test time (``train.prealign``; the
+train/test protocol must match):
+
+* ``none``: resolution change only, template and search (naive);
+* ``first-frame``: template and search through H0 = ``fit_box_homography`` of the template frame's RGB and TIR
+  boxes (the tracker's first-frame pre-alignment with the template frame as frame 1);
+* ``mixture``: template through H0; search through the true H_t perturbed by a residual Q (RGB image px, about
+  the target centre): H_pre = H_t Q^-1, Q drawn from {zero, small (N(0, small_px) per axis, scale N(0, 2 %)),
+  large (length U(0, large_px), scale 1 +- residual_scale per axis), the template frame's H0 itself}, with
+  probabilities ``residual_mix``. The alignment network so learns to output ~0 when the crops already agree and
+  to correct large residuals. Needs ``homography.txt`` (generated data).
 
 Ground truth exposed per sample, in the search crop:
   ``box``      RGB target, normalised cx, cy, w, h        (what the tracker regresses)
-  ``tir_box``  TIR target in the naive TIR crop, same units
+  ``tir_box``  TIR target in the TIR crop, same units
   ``offset``   TIR centre - RGB centre, crop pixels       (what alignment has to undo)
   ``H_crop``   RGB crop px -> TIR crop px (exact, from homography.txt; NaN when unknown)
   ``px_per_crop_px``  RGB image px per search-crop px (to report errors in image pixels)
+  ``residual_kind``   which mixture component cut the TIR search crop (0 zero, 1 small, 2 large, 3 first-frame;
+                      -1 outside ``mixture``)
   ``seq``, ``frame``  where the search frame came from (for per-attribute evaluation)
 
 Batches are a pure function of (seed, step, rank): a resumed run sees the same data.
@@ -24,22 +36,28 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import PMATrackError
-from ..geometry import apply_homography, resize_homography, warp_boxes, xywh_to_cxcywh
-from .crops import box_center_xy, crop_matrix, crop_pair, crop_side, cut
+from ..geometry import fit_box_homography, homography_from_params, resize_homography, warp_boxes, xywh_to_cxcywh
+from .crops import crop_around, crop_pair
 from .dataset import Sequence
 
 
 CACHE_MAX_FRAMES = 20000   # about 6 GB of decoded 320x256 RGB + 160x128 TIR frames
+RESIDUAL_KINDS = ("zero", "small", "large", "first-frame")
 
 
 class PairSampler:
     def __init__(self, sequences: list[Sequence], model_cfg: ModelConfig, train_cfg: TrainConfig,
-                 cache: bool | None = None, tir_template: str = "naive"):
+                 cache: bool | None = None, template_frame: str = "random"):
         if not sequences:
             raise PMATrackError("the pair sampler needs at least one sequence")
-        if tir_template not in ("naive", "gt"):
-            raise PMATrackError(f"tir_template must be 'naive' or 'gt', got {tir_template!r}")
-        self.tir_template = tir_template
+        if template_frame not in ("random", "first"):
+            raise PMATrackError(f"template_frame must be 'random' or 'first', got {template_frame!r}")
+        if train_cfg.prealign == "mixture":
+            missing = [s.name for s in sequences if s.homography is None]
+            if missing:
+                raise PMATrackError(f"train.prealign=mixture perturbs the true homography; {missing[0]} has no "
+                                    f"homography.txt (use generated data, or train.prealign=first-frame)")
+        self.template_frame = template_frame
         self.seqs = sequences
         self.m, self.t = model_cfg, train_cfg
         if cache is None:  # keep decoded frames in memory only for small (generated) sets, not for LasHeR
@@ -50,6 +68,8 @@ class PairSampler:
                       for s in sequences]
         if not any(len(v) for v in self.valid):
             raise PMATrackError("no frame with a valid box in the training sequences")
+        mix = np.asarray(train_cfg.residual_mix, dtype=np.float64)
+        self.mix = mix / mix.sum()
 
     def _frames(self, i: int, t: int):
         key = (i, t)
@@ -60,31 +80,50 @@ class PairSampler:
             self.cache[key] = pair
         return pair
 
+    def _search_prealign(self, seq: Sequence, tx: int, H0: np.ndarray, S: np.ndarray, rng) -> tuple:
+        """(H_pre, residual kind index) for the TIR search crop of frame tx."""
+        if self.t.prealign == "none":
+            return S, -1
+        if self.t.prealign == "first-frame":
+            return H0, -1
+        kind = int(rng.choice(len(RESIDUAL_KINDS), p=self.mix))
+        if RESIDUAL_KINDS[kind] == "first-frame":
+            return H0, kind
+        d, log_s = np.zeros(2), np.zeros(2)
+        if RESIDUAL_KINDS[kind] == "small":
+            d = rng.standard_normal(2) * self.t.residual_small_px
+            log_s = rng.standard_normal(2) * 0.02
+        elif RESIDUAL_KINDS[kind] == "large":
+            ang = rng.uniform(0, 2 * np.pi)
+            d = rng.uniform(0, self.t.residual_large_px) * np.array([np.cos(ang), np.sin(ang)])
+            log_s = rng.uniform(-1, 1, 2) * np.log1p(self.t.residual_scale)
+        c, _ = crop_around(seq.gt_visible[tx], 1.0)
+        Q = homography_from_params(d[0], d[1], np.exp(log_s[0]), np.exp(log_s[1]), center=c)
+        return seq.homography[tx] @ np.linalg.inv(Q), kind
+
     def sample(self, rng: np.random.Generator) -> dict:
         while True:
             i = int(rng.integers(len(self.seqs)))
             if len(self.valid[i]):
                 break
         seq, valid, S = self.seqs[i], self.valid[i], self.S_res[i]
-        tz = int(rng.choice(valid))
-        near = valid[np.abs(valid - tz) <= self.t.max_gap]
-        tx = int(rng.choice(near))
-        # template: no jitter
+        tz = int(valid[0]) if self.template_frame == "first" else int(rng.choice(valid))
+        near = valid[np.abs(valid - tz) <= self.t.max_gap] if self.template_frame == "random" else valid[valid > tz]
+        tx = int(rng.choice(near if len(near) else valid))
+        # template: no jitter, TIR through H0 (or the resolution change alone)
         bz = seq.gt_visible[tz]
-        z_side = crop_side(bz, self.m.template_factor)
-        z_rgb, z_tir, _, _ = crop_pair(*self._frames(i, tz), box_center_xy(bz), z_side, self.m.template_size, S)
-        if self.tir_template == "gt":  # centred on the TIR box, same scale as the RGB template
-            c_tir = apply_homography(np.linalg.inv(S), box_center_xy(seq.gt_infrared[tz])[None])[0]
-            C = crop_matrix(c_tir[0], c_tir[1], z_side, self.m.template_size) @ np.linalg.inv(S)
-            z_tir = cut(self._frames(i, tz)[1], C, self.m.template_size)
-        # search: OSTrack's jitter
+        H0 = S if self.t.prealign == "none" else fit_box_homography(bz, seq.gt_infrared[tz])
+        z_center, z_side = crop_around(bz, self.m.template_factor)
+        z_rgb, z_tir, _, _ = crop_pair(*self._frames(i, tz), z_center, z_side, self.m.template_size, H0)
+        # search: OSTrack's jitter; TIR through the pre-alignment
         bx = seq.gt_visible[tx]
         size = bx[2:] * np.exp(rng.standard_normal(2) * self.t.scale_jitter)
         max_off = np.sqrt(np.prod(size)) * self.t.center_jitter
-        center = box_center_xy(bx) + max_off * (rng.random(2) - 0.5)
+        center = crop_around(bx, 1.0)[0] + max_off * (rng.random(2) - 0.5)
         side = self.m.search_factor * np.sqrt(np.prod(size))
         out = self.m.search_size
-        x_rgb, x_tir, C_rgb, C_tir = crop_pair(*self._frames(i, tx), center, side, out, S)
+        H_pre, kind = self._search_prealign(seq, tx, H0, S, rng)
+        x_rgb, x_tir, C_rgb, C_tir = crop_pair(*self._frames(i, tx), center, side, out, H_pre)
         box = xywh_to_cxcywh(warp_boxes(C_rgb, bx[None])[0]) / out
         tir_box = xywh_to_cxcywh(warp_boxes(C_tir, seq.gt_infrared[tx][None])[0]) / out
         if seq.homography is not None:
@@ -94,7 +133,7 @@ class PairSampler:
             H_crop = np.full((3, 3), np.nan)
         return dict(z_rgb=z_rgb, x_rgb=x_rgb, z_tir=z_tir, x_tir=x_tir, box=box, tir_box=tir_box,
                     offset=(tir_box[:2] - box[:2]) * out, H_crop=H_crop, px_per_crop_px=np.float64(side / out),
-                    seq=np.int64(i), frame=np.int64(tx))
+                    residual_kind=np.int64(kind), seq=np.int64(i), frame=np.int64(tx))
 
     def batch(self, step: int, batch_size: int, seed: int = 0, rank: int = 0) -> dict:
         rng = np.random.default_rng([seed, step, rank])
@@ -112,6 +151,6 @@ def collate(items: list[dict]) -> dict:
     out = {k: to_tensor_images([it[k] for it in items]) for k in ("z_rgb", "x_rgb", "z_tir", "x_tir")}
     for k in ("box", "tir_box", "offset", "H_crop", "px_per_crop_px"):
         out[k] = torch.from_numpy(np.stack([it[k] for it in items])).float()
-    for k in ("seq", "frame"):
+    for k in ("residual_kind", "seq", "frame"):
         out[k] = torch.from_numpy(np.stack([it[k] for it in items]))
     return out

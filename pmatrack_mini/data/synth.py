@@ -30,21 +30,29 @@ import cv2
 import numpy as np
 
 from ..errors import PMATrackError
-from ..geometry import apply_homography, resize_homography, translation, warp_boxes
+from ..geometry import (apply_homography, box_center, fit_box_homography, homography_from_params, resize_homography,
+                        translation, warp_boxes)
 from ..utils import write_boxes, write_json_atomic, write_text_atomic
 
 CHALLENGES = ("low_illumination", "thermal_crossover", "occlusion", "fast_motion")
-ATTRIBUTES = CHALLENGES + ("large_offset", "distractor")
+ATTRIBUTES = CHALLENGES + ("large_offset", "distractor", "prealign_drift")
 
 # Ranges per offset level (RGB pixels / degrees). With targets kept within ~130 px of the image
 # centre horizontally, the target-centre displacement stays <= 15 px for "small" (LasHeR-Unaligned
 # regime) and is mostly >= 40 px for "large" (MUART244 regime); tests check both on many seeds.
+# "dynamic" is the large rig on a moving platform (MUART244's hard cases): stronger wobble and parallax plus a
+# linear drift of ``drift`` px (length, random direction) and a scale drift of up to ``scale_drift`` over the
+# sequence, so that a homography fitted to the first frame falls behind: the residual after first-frame
+# pre-alignment exceeds 20 px on average in most sequences (tested on many seeds).
 OFFSET_LEVELS = {
-    "none":  dict(shift=(0.0, 0.0), scale=0.0, rot=0.0, persp=0.0, wobble=0.0, parallax=0.0),
-    "small": dict(shift=(2.0, 5.0), scale=0.03, rot=0.5, persp=2e-5, wobble=2.0, parallax=2.0),
-    "large": dict(shift=(42.0, 56.0), scale=0.10, rot=2.0, persp=5e-5, wobble=5.0, parallax=5.0),
+    "none":    dict(shift=(0.0, 0.0), scale=0.0, rot=0.0, persp=0.0, wobble=0.0, parallax=0.0),
+    "small":   dict(shift=(2.0, 5.0), scale=0.03, rot=0.5, persp=2e-5, wobble=2.0, parallax=2.0),
+    "large":   dict(shift=(42.0, 56.0), scale=0.10, rot=2.0, persp=5e-5, wobble=5.0, parallax=5.0),
+    "dynamic": dict(shift=(42.0, 56.0), scale=0.10, rot=2.0, persp=5e-5, wobble=10.0, parallax=12.0,
+                    drift=(35.0, 55.0), scale_drift=0.10),
 }
-LARGE_OFFSET_PX = 30.0  # frames whose target-centre displacement exceeds this are tagged large_offset
+LARGE_OFFSET_PX = 30.0     # frames whose target-centre displacement exceeds this are tagged large_offset
+PREALIGN_DRIFT_PX = 15.0   # frames whose residual after first-frame pre-alignment exceeds this: prealign_drift
 
 
 @dataclass
@@ -198,13 +206,22 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     # parallax proxy: closer (larger, lower in the frame) targets shift more along the baseline u
     nearness = 0.5 * np.log(scale_t) / 0.25 + 0.5 * (centers[:, 1] - H / 2) / (H / 2)
     drift = wobble + level["parallax"] * np.clip(nearness, -1, 1)[:, None] * u[None]
-    Hs = np.stack([S_res @ H_rig @ translation(*dr) for dr in drift])
+    D = np.stack([translation(*dr) for dr in drift])                          # (T, 3, 3)
+    if "drift" in level:   # moving platform: a linear drift and a scale drift about the image centre
+        ang = rng.uniform(0, 2 * np.pi)
+        lin = rng.uniform(*level["drift"]) * np.array([np.cos(ang), np.sin(ang)])
+        s_end = 1.0 + rng.choice([-1, 1]) * rng.uniform(0.5, 1.0) * level["scale_drift"]
+        c = np.array(cfg.rgb_size, dtype=float) / 2 - 0.5
+        D = np.stack([translation(*(lin * a)) @ homography_from_params(sx=s_end ** a, sy=s_end ** a, center=c) @ d
+                      for a, d in zip(t_norm, D)])
+    Hs = np.stack([S_res @ H_rig @ d for d in D])
     Hs /= Hs[:, 2:3, 2:3]
 
-    ctr = boxes[:, :2] + (boxes[:, 2:] - 1) / 2
+    ctr = box_center(boxes)
     in_rgb_units = np.stack([apply_homography(np.linalg.inv(S_res) @ h, c[None])[0] for h, c in zip(Hs, ctr)])
     displacement = np.linalg.norm(in_rgb_units - ctr, axis=1)
     ir_boxes = warp_boxes(Hs, boxes)
+    residual = prealign_residual(boxes, ir_boxes, Hs)
 
     # --- appearance, fixed per sequence
     bg = (40 + 170 * _smooth_noise(rng, H, W, (6, 5), 3)).astype(np.float32)
@@ -288,11 +305,22 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     attributes["occlusion"] = occluded
     attributes["large_offset"] = displacement > LARGE_OFFSET_PX
     attributes["distractor"] = near_distractor
+    attributes["prealign_drift"] = residual > PREALIGN_DRIFT_PX
     meta = dict(seed=int(seed), config={k: v for k, v in asdict(cfg).items() if k != "extra"},
                 challenges=list(challenges), rig=rig_meta, parallax_direction=u.tolist(),
-                displacement_px=dict(mean=float(displacement.mean()), max=float(displacement.max())))
+                displacement_px=dict(mean=float(displacement.mean()), max=float(displacement.max())),
+                prealign_residual_px=dict(mean=float(residual.mean()), max=float(residual.max())))
     return dict(rgb=rgb_frames, tir=tir_frames, visible=boxes, infrared=ir_boxes, homography=Hs,
-                attributes=attributes, displacement=displacement, meta=meta)
+                attributes=attributes, displacement=displacement, prealign_residual=residual, meta=meta)
+
+
+def prealign_residual(visible: np.ndarray, infrared: np.ndarray, Hs: np.ndarray) -> np.ndarray:
+    """(T,) RGB px between the target centre and where a first-frame pre-alignment puts its TIR counterpart:
+    || H0^-1 H_t c_t - c_t ||, H0 fitted to the first frame's two boxes (the tracker's ``--prealign first-frame``)."""
+    back = np.linalg.inv(fit_box_homography(visible[0], infrared[0]))
+    ctr = box_center(visible)
+    seen = np.stack([apply_homography(back @ h, c[None])[0] for h, c in zip(Hs, ctr)])
+    return np.linalg.norm(seen - ctr, axis=1)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -10,8 +10,8 @@ Letters: B batch, C channels, M modalities, Nz / Nx template / search tokens, L 
 
 Every token gets a position embedding (one for template positions, one for search positions,
 shared by the modalities) and a modality embedding. The forward exposes the token states after
-every block, and accepts ``hooks``: {layer index: fn(tokens) -> tokens} applied after that block,
-which is where PMATrack's alignment stages plug in at shallow / middle / deep layers.
+every block. PMATrack's network (``models.pmatrack``) runs the blocks itself, with its alignment stages
+between them; :meth:`OneStreamViT.tokens` is its entry point.
 
 Departure from OSTrack: no candidate elimination, and the modality embedding is ours (OSTrack is
 RGB only). Blocks, patch embedding and position-embedding resampling are timm's.
@@ -74,20 +74,22 @@ class OneStreamViT(nn.Module):
         x = self.patch_embed((x - self.mean) / self.std) + self.pos_embed_x    # (B, Nx, C)
         return torch.cat([z, x], dim=1) + self.modality_embed[m]                # (B, Nz + Nx, C)
 
-    def forward(self, templates: list, searches: list, hooks: dict | None = None, upto: int | None = None):
+    def tokens(self, templates: list, searches: list) -> torch.Tensor:
+        """templates / searches: one image batch per modality -> embedded tokens (B, M (Nz + Nx), C)."""
+        if len(templates) != self.num_modalities or len(searches) != self.num_modalities:
+            raise ValueError(f"expected {self.num_modalities} modalities, got {len(templates)} / {len(searches)}")
+        return torch.cat([self.embed(z, x, m) for m, (z, x) in enumerate(zip(templates, searches))], dim=1)
+
+    def forward(self, templates: list, searches: list, upto: int | None = None):
         """templates / searches: one image batch per modality.
 
         Returns (tokens (B, M (Nz + Nx), C) after the final norm, [token states after each block]).
-        ``upto=k`` stops after block k and returns (None, states[: k + 1]) (features for alignment experts).
+        ``upto=k`` stops after block k and returns (None, states[: k + 1]) (shallow features only).
         """
-        if len(templates) != self.num_modalities or len(searches) != self.num_modalities:
-            raise ValueError(f"expected {self.num_modalities} modalities, got {len(templates)} / {len(searches)}")
-        tokens = torch.cat([self.embed(z, x, m) for m, (z, x) in enumerate(zip(templates, searches))], dim=1)
+        tokens = self.tokens(templates, searches)
         states = []
         for i, blk in enumerate(self.blocks):
             tokens = blk(tokens)                                                # (B, M (Nz + Nx), C)
-            if hooks and i in hooks:
-                tokens = hooks[i](tokens)
             states.append(tokens)
             if upto is not None and i == upto:
                 return None, states
@@ -97,6 +99,11 @@ class OneStreamViT(nn.Module):
         """(B, M (Nz + Nx), C) -> per modality (z (B, Nz, C), x (B, Nx, C))."""
         per = tokens.split(self.num_z + self.num_x, dim=1)
         return [(t[:, : self.num_z], t[:, self.num_z:]) for t in per]
+
+    @staticmethod
+    def join(parts: list) -> torch.Tensor:
+        """The inverse of :meth:`split`: per modality (z, x) -> (B, M (Nz + Nx), C)."""
+        return torch.cat([t for z, x in parts for t in (z, x)], dim=1)
 
     def search_map(self, x_tokens: torch.Tensor) -> torch.Tensor:
         """(B, Nx, C) -> (B, C, H, W) feature map of the search region."""

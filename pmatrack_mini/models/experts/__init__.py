@@ -1,15 +1,17 @@
-"""Alignment experts: given one backbone layer's template and search tokens of both modalities, where is
-the TIR target relative to where the RGB crop says it should be (and, at the scale stage, how much larger)?
+"""Alignment experts: given one backbone layer's template and search tokens of both modalities, how is the TIR
+search crop displaced (and, after the centre stage, scaled) relative to the RGB search crop?
 
 Common interface (every expert)::
 
     out = expert((z_rgb, x_rgb), (z_tir, x_tir))     # tokens: z (B, Nz, C), x (B, Nx, C)
-    out["params"]                                     # (B, 5): dx, dy, dlog_sx, dlog_sy, confidence logit
+    out["params"]                                     # (B, 5): dx, dy, log sx, log sy, confidence logit
 
-* dx, dy: TIR centre minus RGB centre in **search-crop pixels** (the sampler's ``offset``),
+* dx, dy: the displacement in **search-crop pixels**, anchored at the crop centre (``geometry.params_to_homography``),
   bounded by tanh to +-search_size / 2;
-* dlog_sx, dlog_sy: log scales bounded by tanh * ln 4; zero at the ``center`` stage (as the official code);
-* confidence: a logit, free.
+* log sx, log sy: log scales bounded by tanh * ln 4; zero at the ``center`` stage (as the official code);
+* confidence: a logit, free (not used by the losses).
+Inside PMATrack's network the TIR search tokens an expert sees are already warped by the stages before it, so the
+parameters are a residual (``models.pmatrack``).
 
 Costs rise TRE < FME < DPE (see ``pmatrack_mini.profile.expert_costs``).
 """
@@ -19,11 +21,12 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from ...config import EXPERT_NAMES, STAGE_ROLES
 from ..backbone import tokens_to_map
 
-STAGES = ("center", "scale", "refine")
+STAGES = STAGE_ROLES          # an expert serves one stage role
+EXPERTS = EXPERT_NAMES        # in order of rising cost
 
 
 class AlignmentExpert(nn.Module):
@@ -41,20 +44,16 @@ class AlignmentExpert(nn.Module):
             log_s = log_s * 0.0
         return torch.cat([shift, log_s, raw[:, 4:5]], dim=1)
 
+    @staticmethod
+    def start_at_identity(regressor: nn.Linear) -> None:
+        """Zero the final regressor: an untrained expert predicts no correction (the identity alignment), so a new
+        stage starts from the pre-alignment instead of from noise of up to half a crop."""
+        nn.init.zeros_(regressor.weight)
+        nn.init.zeros_(regressor.bias)
+
     def maps(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Nx, C) search tokens -> (B, C, H, W)."""
         return tokens_to_map(x, self.grid)
-
-
-def expert_loss(params: torch.Tensor, target: torch.Tensor, patch_size: int, with_scale: bool) -> torch.Tensor:
-    """Smooth-L1 on the centre offset (in feature cells, so ~1 per patch) plus, at later stages, on log scales.
-
-    target (B, 4): dx, dy (crop px), log sx, log sy — from ``geometry.alignment_params``.
-    """
-    loss = F.smooth_l1_loss(params[:, :2] / patch_size, target[:, :2] / patch_size)
-    if with_scale:
-        loss = loss + F.smooth_l1_loss(params[:, 2:4], target[:, 2:4])
-    return loss
 
 
 def cell_mask(boxes: torch.Tensor, grid: int) -> torch.Tensor:
@@ -80,5 +79,3 @@ def build_expert(name: str, dim: int, grid: int, search_size: int, stage: str = 
         raise ValueError(f"unknown expert {name!r}; choose from {sorted(table)}")
     return table[name](dim, grid, search_size, stage)
 
-
-EXPERTS = ("tre", "fme", "dpe")

@@ -59,6 +59,7 @@ class DPE(AlignmentExpert):
         self.pos = nn.Parameter(torch.zeros(1, grid * grid, widths[0]))
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.head = nn.Sequential(nn.LayerNorm(widths[0]), nn.Linear(widths[0], 5))
+        self.start_at_identity(self.head[-1])
 
     @staticmethod
     def template_similarity(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

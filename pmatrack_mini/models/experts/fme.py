@@ -53,6 +53,7 @@ class FME(AlignmentExpert):
         self.level2 = nn.Sequential(nn.AvgPool2d(2, ceil_mode=True), nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))
         self.level3 = nn.Sequential(nn.AvgPool2d(2, ceil_mode=True), nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))
         self.out = nn.Linear(3 * ch + 2 * (2 * max_disp + 1) ** 2, 5)
+        self.start_at_identity(self.out)
 
     def forward(self, rgb, tir) -> dict:
         (z_r, x_r), (_, x_t) = rgb, tir

@@ -73,6 +73,7 @@ class TRE(AlignmentExpert):
             nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(inplace=True),
             nn.Flatten(), nn.Linear(8 * ((K + 1) // 2) ** 2, 5))
+        self.start_at_identity(self.reader[-1])
 
     def response_logits(self, z: torch.Tensor, x: torch.Tensor, m: str) -> torch.Tensor:
         """max over template tokens of (Z W)(X W)^T / sqrt(d): (B, Nx) logits over search positions."""

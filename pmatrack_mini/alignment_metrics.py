@@ -1,0 +1,85 @@
+"""How well a stage-2 network aligns: residual alignment error at the target, stage by stage, on held-out pairs.
+
+For a pair cut through a pre-alignment (``data.sampler``), the TIR target's true position in the TIR search crop is
+H(c) with H the exact RGB crop -> TIR crop homography and c the RGB target centre. The network's alignment after
+stage k is H_k; the residual error is
+
+    e_k = || H_k(c) - H(c) ||  (crop px)  x  px_per_crop_px      -> RGB image px
+
+and e_before = || c - H(c) || is the error of the pre-alignment alone (H_0 = I). The same pairs go through every
+routing mode, so the modes are compared on identical inputs. Per sample we also keep each stage's expert choice,
+router probabilities and the search frame's attributes, for tables (``error_table``) and for the notebooks.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data.sampler import PairSampler
+from .geometry import apply_homography_torch, normalized_to_crop_px
+
+ATTRIBUTE_SUBSETS = ("occlusion", "distractor", "thermal_crossover", "low_illumination", "prealign_drift")
+
+
+@torch.no_grad()
+def alignment_errors(model, sampler: PairSampler, batches: int, batch_size: int = 32, seed: int = 12345,
+                     routings=("router",), device="cpu") -> dict:
+    """Per-sample errors (RGB px) on ``batches`` fixed batches. Returns
+
+    {"before": (n,), "attributes": {name: (n,) bool}, "residual_kind": (n,),
+     routing: {"after": (n, stages), "choice": (n, stages) expert names, "probs": (n, stages, E)}}."""
+    model.eval()
+    S = model.cfg.search_size
+    res = {"before": [], "attributes": {a: [] for a in ATTRIBUTE_SUBSETS}, "residual_kind": []}
+    per = {r: {"after": [], "choice": [], "probs": []} for r in routings}
+    for k in range(batches):
+        b = sampler.batch(k, batch_size, seed=seed)
+        H_true = b["H_crop"].to(device)
+        c = normalized_to_crop_px(b["box"][:, :2], S).to(device)                # (B, 2) RGB target centre
+        px = b["px_per_crop_px"].to(device)
+        true_at = apply_homography_torch(H_true, c[:, None])[:, 0]               # (B, 2)
+        res["before"].append(((true_at - c).norm(dim=1) * px).cpu().numpy())
+        res["residual_kind"].append(b["residual_kind"].numpy())
+        for s, f in zip(b["seq"].tolist(), b["frame"].tolist()):
+            attrs = sampler.seqs[s].attributes
+            for a in ATTRIBUTE_SUBSETS:
+                res["attributes"][a].append(bool(attrs[a][f]) if a in attrs else False)
+        inputs = [b[n].to(device) for n in ("z_rgb", "x_rgb", "z_tir", "x_tir")]
+        for r in routings:
+            out = model(*inputs, routing=r)
+            after = [(apply_homography_torch(rec["H"], c[:, None])[:, 0] - true_at).norm(dim=1) * px
+                     for rec in out["align"]]
+            per[r]["after"].append(torch.stack(after, 1).cpu().numpy())
+            per[r]["choice"].append(np.stack([np.asarray(rec["names"])[rec["choice"].cpu().numpy()]
+                                              for rec in out["align"]], 1))
+            per[r]["probs"].append(torch.stack([rec["probs"] for rec in out["align"]], 1).cpu().numpy())
+    out = {"before": np.concatenate(res["before"]), "residual_kind": np.concatenate(res["residual_kind"]),
+           "attributes": {a: np.asarray(v, bool) for a, v in res["attributes"].items()}}
+    for r in routings:
+        out[r] = {k: np.concatenate(v) for k, v in per[r].items()}
+    return out
+
+
+def error_table(errs: dict, routings, roles) -> dict:
+    """{subset: {"n", "before": (median, p90), routing: {role: (median, p90)}}} for all pairs and each attribute."""
+    subsets = {"all": np.ones_like(errs["before"], bool)}
+    subsets.update(errs["attributes"])
+    table = {}
+    for name, mask in subsets.items():
+        if mask.sum() == 0:
+            continue
+        row = {"n": int(mask.sum()), "before": _stats(errs["before"][mask])}
+        for r in routings:
+            row[r] = {role: _stats(errs[r]["after"][mask, k]) for k, role in enumerate(roles)}
+        table[name] = row
+    return table
+
+
+def expert_usage(errs: dict, routing: str, roles, names) -> dict:
+    """{role: {expert: fraction of pairs routed to it}}."""
+    ch = errs[routing]["choice"]
+    return {role: {n: float((ch[:, k] == n).mean()) for n in names} for k, role in enumerate(roles)}
+
+
+def _stats(v: np.ndarray) -> list:
+    return [float(np.median(v)), float(np.percentile(v, 90))]
