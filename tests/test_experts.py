@@ -89,6 +89,17 @@ def test_frequency_split_and_correlation():
     assert int(best) == (3 + 1) * 7 + (3 + 2)
 
 
+def test_local_correlation_equals_the_unfold_definition():
+    """V(delta, i) = <f_a(i), f_b(i + delta)> / sqrt(c), written directly with unfold (the textbook form)."""
+    g = torch.Generator().manual_seed(0)
+    f_a, f_b = torch.randn(2, 6, 5, 7, generator=g), torch.randn(2, 6, 5, 7, generator=g)
+    D = 2
+    K = 2 * D + 1
+    cols = torch.nn.functional.unfold(torch.nn.functional.pad(f_b, [D] * 4), kernel_size=K).view(2, 6, K * K, 35)
+    reference = (f_a.view(2, 6, 1, 35) * cols).sum(1) / 6 ** 0.5
+    assert torch.allclose(local_correlation(f_a, f_b, D), reference, atol=1e-5)
+
+
 def test_cell_mask():
     m = cell_mask(torch.tensor([[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.01, 0.01]]), 8)
     assert m.shape == (2, 64) and m[0].sum() == 4 and m[1].sum() == 1 and m[1, 0] == 1

@@ -15,6 +15,8 @@ pyramid of convolutions reads the result. Costlier than TRE, cheaper than DPE.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -29,13 +31,30 @@ def frequency_split(x: torch.Tensor, low_k: int = 5, high_k: int = 3) -> tuple[t
     return low, high
 
 
+@functools.lru_cache(maxsize=None)
+def displacement_gather_index(H: int, W: int, max_disp: int) -> torch.Tensor:
+    """(K K, H W) index into the H W + 1 columns of a padded all-pairs matrix: column j = i + delta for each
+    displacement delta = (dy, dx) in [-D, D]^2 (row-major) and position i, or H W (a zero column) outside the map."""
+    ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    d = torch.arange(-max_disp, max_disp + 1)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    ty = ys.flatten()[None] + dy.flatten()[:, None]                    # (K K, H W)
+    tx = xs.flatten()[None] + dx.flatten()[:, None]
+    inside = (ty >= 0) & (ty < H) & (tx >= 0) & (tx < W)
+    return torch.where(inside, ty * W + tx, torch.full_like(ty, H * W))
+
+
 def local_correlation(f_a: torch.Tensor, f_b: torch.Tensor, max_disp: int) -> torch.Tensor:
-    """(B, c, H, W) x 2 -> (B, (2D+1)^2, H W): <f_a(i), f_b(i + delta)> / sqrt(c), zero outside the map."""
+    """(B, c, H, W) x 2 -> (B, (2D+1)^2, H W): V(delta, i) = <f_a(i), f_b(i + delta)> / sqrt(c), zero outside the map.
+
+    Computed as one all-pairs product f_a^T f_b (B, H W, H W), a small matmul, from which each position's
+    (2D + 1)^2 window is gathered: cheaper than unfolding f_b into (B, c (2D + 1)^2, H W) columns."""
     B, c, H, W = f_a.shape
-    K = 2 * max_disp + 1
-    cols = F.unfold(F.pad(f_b, [max_disp] * 4), kernel_size=K)       # (B, c K K, H W)
-    cols = cols.view(B, c, K * K, H * W)
-    return (f_a.view(B, c, 1, H * W) * cols).sum(1) / c ** 0.5          # (B, K K, H W)
+    pairs = f_a.flatten(2).transpose(1, 2) @ f_b.flatten(2) / c ** 0.5   # (B, H W, H W): <f_a(i), f_b(j)>
+    pairs = F.pad(pairs, (0, 1))                                          # (B, H W, H W + 1), last column 0
+    idx = displacement_gather_index(H, W, max_disp).to(f_a.device)       # (K K, H W)
+    rows = torch.arange(H * W, device=f_a.device)                         # i
+    return pairs[:, rows[None, :], idx]                                   # (B, K K, H W)
 
 
 class FME(AlignmentExpert):
