@@ -25,7 +25,7 @@ from .data.sampler import to_tensor_images
 from .errors import PMATrackError
 from .geometry import cxcywh_to_xywh, invert, resize_homography, warp_boxes
 from .models.head import decode
-from .utils import write_boxes
+from .utils import check_device, write_boxes
 
 
 def hann2d(n: int) -> torch.Tensor:
@@ -134,6 +134,7 @@ def add_cli(sub) -> None:
 
 
 def _cmd_track(args) -> None:
+    check_device(args.device)
     from .train import model_from_checkpoint
 
     model, cfg, step = model_from_checkpoint(args.checkpoint, device=args.device, expect_preset=args.preset)

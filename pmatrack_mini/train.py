@@ -27,7 +27,7 @@ from .data.sampler import PairSampler
 from .errors import PMATrackError
 from .losses import tracking_loss
 from .models import build_model
-from .utils import atomic_path, set_seed
+from .utils import atomic_path, check_device, set_seed
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -243,6 +243,7 @@ def add_cli(sub) -> None:
 
 
 def _cmd_train(args) -> None:
+    check_device(args.device)
     overrides = _parse_sets(args.set)
     tr = overrides.setdefault("train", {})
     for key, val in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)):

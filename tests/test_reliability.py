@@ -95,3 +95,22 @@ def test_random_overrides_give_a_config_or_a_clear_error(pairs):
         return
     assert isinstance(cfg, Config)
     assert cfg.model.patch_size > 0 and cfg.train.lr > 0 and 0 <= cfg.model.drop_path < 1
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def test_check_device():
+    import torch
+
+    from pmatrack_mini.utils import check_device
+
+    assert check_device("cpu") == torch.device("cpu")
+    for bad in ("gpu", "", "cuda:-1", "cuda:x", "meta", "CPU"):
+        with pytest.raises(PMATrackError, match="device"):
+            check_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(PMATrackError, match="CUDA is not available"):
+            check_device("cuda")
+    with pytest.raises(PMATrackError, match="CUDA is not available|GPU"):   # past the last GPU, or no CUDA
+        check_device(f"cuda:{torch.cuda.device_count() + 3}")
