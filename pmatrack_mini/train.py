@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import Config, config_from_dict, get_config
+from .config import Config, config_from_dict, get_config, parse_overrides
 from .data.dataset import load_dataset
 from .data.sampler import PairSampler
 from .errors import PMATrackError
@@ -207,25 +207,6 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
 # ----------------------------------------------------------------------------- CLI
 
 
-def _parse_sets(items) -> dict:
-    """``--set model.depth=4 train.lr=1e-3`` -> nested dict (values parsed as JSON when possible)."""
-    out: dict = {}
-    for item in items or []:
-        if "=" not in item:
-            raise PMATrackError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
-
-
 def add_cli(sub) -> None:
     t = sub.add_parser("train", help="train the tracker (stage 1)")
     t.add_argument("--preset", default="cpu-mini")
@@ -244,13 +225,9 @@ def add_cli(sub) -> None:
 
 def _cmd_train(args) -> None:
     check_device(args.device)
-    overrides = _parse_sets(args.set)
-    tr = overrides.setdefault("train", {})
-    for key, val in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)):
-        if val is not None:
-            tr[key] = val
-    if args.modalities:
-        overrides.setdefault("model", {})["modalities"] = args.modalities
+    flags = (("train.steps", args.steps), ("train.batch_size", args.batch_size), ("train.seed", args.seed),
+             ("model.modalities", args.modalities))
+    overrides = parse_overrides(list(args.set) + [f"{key}={val}" for key, val in flags if val is not None])
     cfg = get_config(args.preset, **overrides)
     res = train(cfg, args.data, args.out, device=args.device, amp=args.amp, progress=not args.quiet)
     if res["last"]:
