@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import require_nonnegative, require_positive
 from .data.dataset import Sequence, load_dataset
 from .data.sampler import PairSampler
 from .errors import PMATrackError
@@ -37,6 +38,10 @@ class ExpertTrainConfig:
     weight_decay: float = 1e-4
     response_weight: float = 0.5   # lambda_r (TRE only)
     seed: int = 0
+
+    def __post_init__(self):
+        require_positive(self, "experts", ("steps", "batch_size", "lr"))
+        require_nonnegative(self, "experts", ("layer", "weight_decay", "response_weight", "seed"))
 
 
 class FrozenFeatures:
@@ -179,8 +184,8 @@ def load_training_pairs(model_cfg, folders, seed: int = 0) -> PairSampler:
 def _cmd(args) -> None:
     from .train import model_from_checkpoint
 
-    model, cfg, _ = model_from_checkpoint(args.backbone)
     ecfg = ExpertTrainConfig(layer=args.layer, steps=args.steps, seed=args.seed)
+    model, cfg, _ = model_from_checkpoint(args.backbone)
     feats = FrozenFeatures(model, ecfg.layer)
     sampler = load_training_pairs(cfg.model, args.data, ecfg.seed)
     trained, logs = {}, {}

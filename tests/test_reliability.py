@@ -114,3 +114,70 @@ def test_check_device():
             check_device("cuda")
     with pytest.raises(PMATrackError, match="CUDA is not available|GPU"):   # past the last GPU, or no CUDA
         check_device(f"cuda:{torch.cuda.device_count() + 3}")
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def run_cli(argv, capsys) -> tuple[int, str]:
+    """Run ``pmatrack-mini argv`` in-process; (exit status, stderr). An escaping exception fails the test."""
+    from pmatrack_mini.cli import main
+
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def assert_clear_error(argv, capsys, match: str = "") -> str:
+    code, err = run_cli(argv, capsys)
+    assert code == 2, (argv, code, err)
+    assert err.startswith("error:") and "Traceback" not in err, err
+    assert match in err, (match, err)
+    return err
+
+
+def files_under(folder) -> list:
+    """Every file below ``folder`` (relative paths), partial or temporary ones included."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.mark.parametrize("argv,match", [
+    ([], "required: command"),
+    (["nope"], "invalid choice: 'nope'"),
+    (["eval"], "required: --dataset, --results"),
+    (["synth", "OUT", "--sequences", "-1"], "--sequences: must be >= 1, got -1"),
+    (["synth", "OUT", "--frames", "abc"], "--frames: expected an integer, got 'abc'"),
+    (["synth", "OUT", "--seed", "-3"], "--seed: must be >= 0"),
+    (["train", "--data", "D", "--out", "R", "--steps", "x"], "--steps: invalid int value"),
+    (["train-experts", "--backbone", "B", "--data", "D", "--out", "R", "--steps", "0"], "experts.steps=0"),
+])
+def test_usage_errors_are_one_line(argv, match, capsys, tmp_path):
+    assert_clear_error([a.replace("OUT", str(tmp_path / "out")) for a in argv], capsys, match)
+    assert files_under(tmp_path) == []
+
+
+def test_device_and_config_errors_before_anything_is_written(capsys, tmp_path, samples_dir):
+    import torch
+
+    base = ["train", "--data", samples_dir, "--out", tmp_path / "run", "--quiet"]
+    if not torch.cuda.is_available():
+        assert_clear_error(base + ["--device", "cuda"], capsys, "CUDA is not available")
+    assert_clear_error(base + ["--device", "tpu9"], capsys, "unknown device 'tpu9'")
+    assert_clear_error(base + ["--set", "train.steps=abc"], capsys, "'train.steps' expects int, got 'abc'")
+    assert_clear_error(base + ["--set", "model.embed_dim=abc"], capsys, "'model.embed_dim' expects int")
+    assert_clear_error(base + ["--set", "model.patch_size=0"], capsys, "model.patch_size=0 is out of range")
+    assert_clear_error(base + ["--set", "train.steps=5", "--steps", "3"], capsys, "given twice")
+    assert_clear_error(["track", "--checkpoint", tmp_path / "c.pt", "--dataset", samples_dir, "--out",
+                        tmp_path / "res", "--device", "gpu"], capsys, "unknown device 'gpu'")
+    assert files_under(tmp_path) == []
+
+
+def test_output_paths_that_cannot_be_written(capsys, tmp_path, samples_dir):
+    (tmp_path / "afile").write_text("x")
+    assert_clear_error(["reference", "--dataset", samples_dir, "--kind", "static", "--out", tmp_path / "afile"],
+                       capsys, "not a folder")
+    assert_clear_error(["eval", "--dataset", samples_dir, "--results", samples_dir, "--json", tmp_path],
+                       capsys, "is a folder")
+    assert files_under(tmp_path) == ["afile"]

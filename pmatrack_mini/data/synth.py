@@ -45,6 +45,7 @@ OFFSET_LEVELS = {
     "large": dict(shift=(42.0, 56.0), scale=0.10, rot=2.0, persp=5e-5, wobble=5.0, parallax=5.0),
 }
 LARGE_OFFSET_PX = 30.0  # frames whose target-centre displacement exceeds this are tagged large_offset
+MIN_FRAMES = 10         # shorter sequences leave no room for the challenge segments
 
 
 @dataclass
@@ -62,8 +63,8 @@ class SynthConfig:
     def __post_init__(self):
         if self.offset not in OFFSET_LEVELS:
             raise PMATrackError(f"offset must be one of {sorted(OFFSET_LEVELS)}, got {self.offset!r}")
-        if self.frames < 10:
-            raise PMATrackError(f"frames must be >= 10, got {self.frames}")
+        if self.frames < MIN_FRAMES:
+            raise PMATrackError(f"frames must be >= {MIN_FRAMES}, got {self.frames}")
         if self.challenges is not None:
             bad = set(self.challenges) - set(CHALLENGES)
             if bad:
