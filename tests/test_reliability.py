@@ -181,3 +181,44 @@ def test_output_paths_that_cannot_be_written(capsys, tmp_path, samples_dir):
     assert_clear_error(["eval", "--dataset", samples_dir, "--results", samples_dir, "--json", tmp_path],
                        capsys, "is a folder")
     assert files_under(tmp_path) == ["afile"]
+
+
+# ----------------------------------------------------------------------------- dataset folders
+
+
+@pytest.fixture
+def seq_copy(tmp_path, samples_dir):
+    import shutil
+
+    dst = tmp_path / "s"
+    shutil.copytree(samples_dir / "small_occlusion", dst)
+    return dst
+
+
+def test_homography_rows_comma_or_space(seq_copy):
+    import numpy as np
+
+    from pmatrack_mini.data.dataset import load_sequence
+
+    ref = load_sequence(seq_copy).homography
+    text = (seq_copy / "homography.txt").read_text()
+    (seq_copy / "homography.txt").write_text(text.replace(" ", ","))
+    np.testing.assert_array_equal(load_sequence(seq_copy).homography, ref)
+    (seq_copy / "homography.txt").write_text(text.replace(" ", ", "))
+    np.testing.assert_array_equal(load_sequence(seq_copy).homography, ref)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda rows: rows[:3] + ["1 2 3"] + rows[4:], r"homography.txt:4: expected 9 values"),
+    (lambda rows: rows[:1] + ["1 0 0 0 1 0 0 0 x"] + rows[2:], r"homography.txt:2: non-numeric"),
+    (lambda rows: rows[:5] + ["1 0 0 0 1 0 0 0 nan"] + rows[6:], r"homography.txt:6: NaN or infinite"),
+    (lambda rows: rows[:30], r"homography.txt: 30 homography rows, but the sequence has 40 frames"),
+    (lambda rows: [], r"homography.txt: no homography rows"),
+])
+def test_homography_errors_name_file_and_line(seq_copy, edit, match):
+    from pmatrack_mini.data.dataset import load_sequence
+
+    rows = (seq_copy / "homography.txt").read_text().splitlines()
+    (seq_copy / "homography.txt").write_text("\n".join(edit(rows)) + "\n")
+    with pytest.raises(PMATrackError, match=match):
+        load_sequence(seq_copy)
