@@ -1,7 +1,7 @@
 """The ``pmatrack-mini`` command line.
 
     pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large} --seed S
-    pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--json F] [--plot F]
+    pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--aligned] [--json F] [--plot F]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
     pmatrack-mini train --preset cpu-mini --data DIR --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
     pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR
@@ -82,7 +82,7 @@ def cmd_eval(args) -> None:
 
     _output_file(args.json)
     _output_file(args.plot)
-    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list)
+    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list, aligned=args.aligned)
     print(format_report(rep))
     if args.json:
         save_report(rep, args.json)
@@ -130,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="PR / NPR / SR with the LasHeR toolkit's conventions")
     e.add_argument("--dataset", required=True)
     e.add_argument("--results", required=True, help="folder of <sequence>.txt files, x,y,w,h rows")
-    e.add_argument("--gt", choices=["visible", "infrared", "both"], default="visible")
+    e.add_argument("--gt", choices=["visible", "infrared", "both"], default="visible",
+                   help="ground truth to score against: visible (default; RGB pixels, as the predictions), "
+                        "infrared (TIR pixels: predictions are mapped through each sequence's homography.txt; "
+                        "a sequence whose two GT files differ and that has none is refused), or both "
+                        "(RGBT234's MPR/MSR)")
+    e.add_argument("--aligned", action="store_true",
+                   help="the two cameras are registered (RGBT234): compare with infrared.txt without mapping")
     e.add_argument("--list", default=None, help="sequence-list file (default: DATASET/list.txt if present)")
     e.add_argument("--json", default=None)
     e.add_argument("--plot", default=None, help="PNG with the precision and success plots")
