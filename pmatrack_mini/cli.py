@@ -65,7 +65,7 @@ def cmd_synth(args) -> None:
     from .data.synth import CHALLENGES, SynthConfig, generate_dataset, generate_samples
 
     if args.preset == "samples":
-        paths = generate_samples(args.out, progress=not args.quiet)
+        paths = generate_samples(args.out, progress=not args.quiet, overwrite=args.overwrite)
     else:
         challenges = None
         if args.challenges is not None:
@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of low_illumination,thermal_crossover,occlusion,fast_motion; "
                         "'none' for none; default: each with probability 1/2")
     s.add_argument("--preset", choices=["samples"], default=None, help="'samples' regenerates data_samples/")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a set that OUT holds (made with other parameters, or of unknown origin); "
+                        "without it such a folder is refused")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
 
