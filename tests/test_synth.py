@@ -137,6 +137,8 @@ def test_bad_config_is_rejected():
         SynthConfig(challenges=("rain",))
     with pytest.raises(PMATrackError, match="frames"):
         SynthConfig(frames=3)
+    with pytest.raises(PMATrackError, match="GiB in memory"):
+        SynthConfig(frames=10**9)
 
 
 def test_parallax_drift_changes_over_time(seqs):

@@ -52,6 +52,7 @@ OFFSET_LEVELS = {
 }
 LARGE_OFFSET_PX = 30.0  # frames whose target-centre displacement exceeds this are tagged large_offset
 MIN_FRAMES = 10         # shorter sequences leave no room for the challenge segments
+MAX_SEQUENCE_BYTES = 4 * 2**30  # a sequence's frames are rendered in memory before they are written
 
 
 @dataclass
@@ -79,6 +80,11 @@ class SynthConfig:
             w, h = getattr(self, name)
             if w < 64 or h < 48:
                 raise PMATrackError(f"{name} must be at least 64x48, got {w}x{h}")
+        (W, H), (w, h) = self.rgb_size, self.tir_size
+        need = self.frames * (W * H * 3 + w * h)
+        if need > MAX_SEQUENCE_BYTES:
+            raise PMATrackError(f"{self.frames} frames of {W}x{H} RGB and {w}x{h} TIR need {need / 2**30:.1f} GiB "
+                                f"in memory (at most {MAX_SEQUENCE_BYTES / 2**30:.0f}); use fewer frames or smaller images")
 
 
 # ----------------------------------------------------------------------------- pieces
