@@ -232,6 +232,8 @@ def get_config(preset: str = "cpu-mini", /, **overrides) -> Config:
 
 def config_from_dict(d: dict) -> Config:
     """Rebuild a Config saved with :meth:`Config.to_dict` (strict)."""
+    if not isinstance(d, dict):
+        raise PMATrackError(f"a stored config must be a mapping, got {type(d).__name__}")
     d = dict(d)
     preset = d.pop("preset", "cpu-mini")
-    return merge(Config(preset=preset), d)
+    return merge(Config(preset=check_field_value("preset", preset, "str")), d)
