@@ -188,7 +188,13 @@ def read_results(results_dir: str | Path, sequences: list[Sequence]) -> dict:
     missing = [s.name for s in sequences if not (results_dir / f"{s.name}.txt").is_file()]
     if missing:
         raise PMATrackError(f"{results_dir}: no result file for {len(missing)} sequence(s), e.g. {missing[0]}.txt")
-    return {s.name: read_boxes(results_dir / f"{s.name}.txt", allow_nan=True) for s in sequences}
+    preds = {}
+    for s in sequences:
+        path = results_dir / f"{s.name}.txt"
+        preds[s.name] = read_boxes(path, allow_nan=True)
+        if len(preds[s.name]) < len(s):   # checked here too, so that the message names the file
+            raise PMATrackError(f"{path}: {len(preds[s.name])} prediction rows, but the ground truth has {len(s)}")
+    return preds
 
 
 def evaluate(dataset: str | Path, results: str | Path, gt: str = "visible", list_file=None,

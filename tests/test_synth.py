@@ -206,3 +206,13 @@ def test_cached_dataset_regenerates_unless_the_record_matches(tmp_path):
     assert (d / "synth.json").stat().st_mtime_ns == stamp
     seqs = cached_dataset(d, 2, 10, "small", 0, progress=False)  # other parameters: regenerated, not reused
     assert [len(s) for s in seqs] == [10, 10] and read_record(d)["frames"] == 10
+
+
+def test_smallest_rgb_frame_renders():
+    """The size check leaves room for the largest target and its margins: the smallest allowed frame renders."""
+    cfg = SynthConfig(frames=10, offset="large", tir_size=(64, 48))
+    small = SynthConfig(frames=10, offset="large", rgb_size=cfg.min_rgb_size(), tir_size=(64, 48))
+    for seed in range(20):
+        assert render_sequence(small, seed)["rgb"].shape[1:3] == cfg.min_rgb_size()[::-1]
+    with pytest.raises(PMATrackError, match="rgb_size must be at least"):
+        SynthConfig(rgb_size=(cfg.min_rgb_size()[0] - 1, 256))

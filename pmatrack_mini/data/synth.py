@@ -52,6 +52,8 @@ OFFSET_LEVELS = {
 }
 LARGE_OFFSET_PX = 30.0  # frames whose target-centre displacement exceeds this are tagged large_offset
 MIN_FRAMES = 10         # shorter sequences leave no room for the challenge segments
+ASPECT_RANGE = (0.5, 1.6)  # target h / w
+MARGIN = (30, 24)          # px kept between the target's box and the RGB frame's border (x, y)
 MAX_SEQUENCE_BYTES = 4 * 2**30  # a sequence's frames are rendered in memory before they are written
 
 
@@ -76,15 +78,23 @@ class SynthConfig:
             bad = set(self.challenges) - set(CHALLENGES)
             if bad:
                 raise PMATrackError(f"unknown challenge(s) {sorted(bad)}; known: {list(CHALLENGES)}")
-        for name in ("rgb_size", "tir_size"):
-            w, h = getattr(self, name)
-            if w < 64 or h < 48:
-                raise PMATrackError(f"{name} must be at least 64x48, got {w}x{h}")
-        (W, H), (w, h) = self.rgb_size, self.tir_size
+        (W, H), (w, h), (W_min, H_min) = self.rgb_size, self.tir_size, self.min_rgb_size()
+        if W < W_min or H < H_min:
+            raise PMATrackError(f"rgb_size must be at least {W_min}x{H_min} (room for a target of side up to "
+                                f"{self.target_side[1]:g} px and its margins), got {W}x{H}")
+        if w < 64 or h < 48:
+            raise PMATrackError(f"tir_size must be at least 64x48, got {w}x{h}")
         need = self.frames * (W * H * 3 + w * h)
         if need > MAX_SEQUENCE_BYTES:
             raise PMATrackError(f"{self.frames} frames of {W}x{H} RGB and {w}x{h} TIR need {need / 2**30:.1f} GiB "
                                 f"in memory (at most {MAX_SEQUENCE_BYTES / 2**30:.0f}); use fewer frames or smaller images")
+
+    def min_rgb_size(self) -> tuple:
+        """Smallest RGB frame (W, H) that holds the largest target with its margins (see render_sequence)."""
+        side = self.target_side[1]
+        w = side / np.sqrt(ASPECT_RANGE[0])        # base w = side / sqrt(aspect)
+        h = side * np.sqrt(ASPECT_RANGE[1])        # base h = side * sqrt(aspect)
+        return int(np.ceil(2 * (MARGIN[0] + w))), int(np.ceil(2 * (MARGIN[1] + h)))
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -187,10 +197,10 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
 
     # --- sizes and motion
     side = rng.uniform(*cfg.target_side)
-    aspect = rng.uniform(0.5, 1.6)  # h / w
+    aspect = rng.uniform(*ASPECT_RANGE)  # h / w
     base = np.array([side / np.sqrt(aspect), side * np.sqrt(aspect)])
     scale_t = np.exp(0.25 * np.sin(2 * np.pi * np.arange(T) / rng.uniform(0.8 * T, 1.6 * T) + rng.uniform(0, 2 * np.pi)))
-    margin_x, margin_y = 30 + base[0], 24 + base[1]
+    margin_x, margin_y = MARGIN[0] + base[0], MARGIN[1] + base[1]
     bounds = (max(margin_x, W / 2 - 130), margin_y, min(W - margin_x, W / 2 + 130), H - margin_y)
     start = rng.uniform(bounds[:2], bounds[2:])
     centers = _path(rng, T, start, cfg.speed, bounds, fast=flags["fast_motion"])
