@@ -317,12 +317,8 @@ def eval_inputs(tmp_path_factory, samples_dir):
     return root
 
 
-def _path(kind: str) -> st.SearchStrategy:
-    """A placeholder resolved against the test's folders: ``@samples``, ``@in/x`` (eval inputs), ``@out/x``."""
-    return st.just(kind)
-
-
 def _resolve(argv, samples_dir, inputs, out):
+    """Placeholders resolved against the test's folders: ``@samples``, ``@in/x`` (eval inputs), ``@out/x``."""
     def one(v):
         return (v.replace("@samples", str(samples_dir)).replace("@in", str(inputs)).replace("@out", str(out))
                 if isinstance(v, str) else v)
