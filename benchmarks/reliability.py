@@ -6,10 +6,11 @@ Interfaces: synth, eval, reference, train, track, train-experts, and config over
 with a value of the wrong type for every field of every config section, found by walking the dataclasses, so a
 new section is covered without a change here). Every case is a bad input; its outcome is one of
 
-* clear error:  exit status 2, stderr starting with ``error:``, and no file created, changed or removed;
-* traceback:    an exception escaped ``main``;
-* wrong output: exit status 0 (the bad input was accepted), or files were left behind by the failed command
-  (a partial output), or any other exit status / an error message not starting with ``error:``.
+* clear error:   exit status 2, stderr starting with ``error:``, and no file created, changed or removed;
+* unclear error: a non-zero exit status without a traceback, but not in that form (argparse's usage block);
+* traceback:     an exception escaped ``main``;
+* wrong output:  exit status 0 (the bad input was accepted), or files were left behind by the failed command
+  (a partial output).
 
 Hand-written cases cover each documented rule; ``--random`` seeded cases per interface add garbled values.
 Training and tracking cases use a tiny model (width 64, depth 1) and one-step runs, so the whole battery takes
@@ -46,7 +47,7 @@ from pmatrack_mini.utils import machine_info, write_boxes, write_json_atomic, wr
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERFACES = ("synth", "eval", "reference", "train", "track", "train-experts", "config overrides")
-OUTCOMES = ("clear error", "traceback", "wrong output")
+OUTCOMES = ("clear error", "unclear error", "traceback", "wrong output")
 # A device this machine does not have: CUDA itself without a GPU, else an index past the last GPU.
 MISSING_DEVICE = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
 TINY = {"model.embed_dim": "64", "model.depth": "1", "model.num_heads": "2", "model.head_channels": "32",
@@ -374,11 +375,13 @@ def run_case(case: Case, root: Path, k: int) -> dict:
     before = snapshot(root)
     out, err = io.StringIO(), io.StringIO()
     t0 = time.perf_counter()
+    escaped = None
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = cli_main(argv)
-        escaped = None
-    except BaseException as exc:   # the battery's point: record anything that escapes, SystemExit included
+    except SystemExit as exc:      # an exit from inside (argparse's own): an exit status, not a traceback
+        code = exc.code
+    except Exception as exc:       # the battery's point: record anything that escapes
         code, escaped = None, exc
     seconds = time.perf_counter() - t0
     after = snapshot(root)
@@ -388,13 +391,14 @@ def run_case(case: Case, root: Path, k: int) -> dict:
         outcome = "traceback"
         frame = traceback.extract_tb(escaped.__traceback__)[-1]
         detail = f"{type(escaped).__name__}: {escaped} (at {Path(frame.filename).name}:{frame.lineno})"
-    elif code == 2 and stderr.startswith("error:") and not changed:
-        outcome, detail = "clear error", stderr.splitlines()[0]
     elif code == 0:
         outcome, detail = "wrong output", "exit 0: the bad input was accepted"
+    elif changed:
+        outcome, detail = "wrong output", f"exit {code}; left behind: {changed[:4]}"
+    elif code == 2 and stderr.startswith("error:"):
+        outcome, detail = "clear error", stderr.splitlines()[0]
     else:
-        outcome = "wrong output"
-        detail = (f"exit {code}; left behind: {changed[:4]}" if changed else f"exit {code}; stderr: {stderr[:200]!r}")
+        outcome, detail = "unclear error", f"exit {code}; stderr: {stderr[-200:]!r}"
     return dict(interface=case.interface, case=case.name, argv=case.argv, outcome=outcome,
                 detail=detail.replace(str(root), "<tmp>"), seconds=round(seconds, 3))
 
@@ -422,14 +426,11 @@ def write_report(rows: list, out: Path, header: dict) -> None:
              f"Battery: hand-written cases + {header['random']} seeded random cases per interface (seed "
              f"{header['seed']}) + one wrong-type value per config field. Every case is a bad input.", "",
              "Outcomes: **clear error** = exit 2, stderr starting with `error:`, no file created, changed or removed; "
-             "**traceback** = an exception escaped `main`; **wrong output** = exit 0 on bad input, or files left "
-             "behind after the error, or another exit status / message.", "",
-             "| interface | cases | clear error | traceback | wrong output |", "|---|---|---|---|---|"]
-    for i in INTERFACES:
-        c = counts[i]
-        lines.append(f"| {i} | {sum(c.values())} | {c['clear error']} | {c['traceback']} | {c['wrong output']} |")
-    lines.append(f"| **all** | {sum(total.values())} | {total['clear error']} | {total['traceback']} | "
-                 f"{total['wrong output']} |")
+             "**unclear error** = another non-zero exit without a traceback; **traceback** = an exception escaped "
+             "`main`; **wrong output** = exit 0 on bad input, or files left behind after the error.", "",
+             "| interface | cases | " + " | ".join(OUTCOMES) + " |", "|---" * (len(OUTCOMES) + 2) + "|"]
+    for name, c in list(counts.items()) + [("**all**", total)]:
+        lines.append(f"| {name} | {sum(c.values())} | " + " | ".join(str(c[o]) for o in OUTCOMES) + " |")
     bad = [r for r in rows if r["outcome"] != "clear error"]
     lines += ["", "## Cases that did not end in a clear error", ""]
     lines += [f"- {r['interface']} / {r['case']}: **{r['outcome']}**: {r['detail']}" for r in bad] or ["None."]
