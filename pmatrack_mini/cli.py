@@ -1,6 +1,6 @@
 """The ``pmatrack-mini`` command line.
 
-    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large} --seed S
+    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large} --seed S [--overwrite]
     pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--aligned] [--json F] [--plot F]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
     pmatrack-mini train --preset cpu-mini --data DIR --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _os_message(exc: OSError) -> str:
     """``x/y: No such file or directory`` rather than ``[Errno 2] No such file or directory: 'x/y'``."""
+    if isinstance(exc, FileExistsError) and exc.filename:   # from mkdir: a file is where a folder must go
+        return f"{exc.filename}: exists and is not a folder"
     return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
 
 
