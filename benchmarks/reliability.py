@@ -199,11 +199,13 @@ def hand_cases() -> list[Case]:
         C("eval", "dataset is a file", _with(ev, dataset="{shared}/afile")),
         C("eval", "results missing", _with(ev, results="{ws}/nope")),
         C("eval", "results is a file", _with(ev, results="{shared}/afile")),
-        C("eval", "result row ragged", _with(ev, results="{ws}/res"), results_setup(lambda r: r[:4] + ["1,2,3,4,5"] + r[5:])),
+        C("eval", "result row ragged", _with(ev, results="{ws}/res"),
+          results_setup(lambda r: r[:4] + ["1,2,3,4,5"] + r[5:])),
         C("eval", "result non-numeric", _with(ev, results="{ws}/res"), results_setup(lambda r: ["1,2,x,4"] + r[1:])),
         C("eval", "result too few rows", _with(ev, results="{ws}/res"), results_setup(lambda r: r[:12])),
         C("eval", "result empty", _with(ev, results="{ws}/res"), results_setup(lambda r: [])),
-        C("eval", "result binary", _with(ev, results="{ws}/res"), write_file("res/small_occlusion.txt", bytes(range(256)))),
+        C("eval", "result binary", _with(ev, results="{ws}/res"),
+          write_file("res/small_occlusion.txt", bytes(range(256)))),
         C("eval", "--gt rgb", _with(ev, gt="rgb")),
         C("eval", "--gt infrared, unaligned, no homography.txt",
           _with(ev, dataset="{ws}/data", list="{ws}/data/list.txt", gt="infrared"),
@@ -332,11 +334,12 @@ def random_cases(rng: np.random.Generator, n: int) -> list[Case]:
     for i in range(n):
         g = garbled()
         cases += [
-            Case("synth", f"random --sequences {g!r}", ["synth", "{ws}/out", "--quiet", "--frames", "10", "--sequences", g]),
+            Case("synth", f"random --sequences {g!r}", ["synth", "{ws}/out", "--quiet", "--frames", "10",
+                                                        "--sequences", g]),
             Case("synth", f"random --rgb-size {g!r}", ["synth", "{ws}/out", "--quiet", "--sequences", "1", "--frames",
                                                        "10", "--rgb-size", g + "x"]),
-            Case("eval", f"random --gt {g!r}", ["eval", "--dataset", "{shared}/samples", "--results", "{shared}/results",
-                                                "--gt", g]),
+            Case("eval", f"random --gt {g!r}", ["eval", "--dataset", "{shared}/samples", "--results",
+                                                "{shared}/results", "--gt", g]),
             Case("eval", f"random result bytes #{i}", ["eval", "--dataset", "{shared}/samples", "--list",
                                                        "{shared}/one.txt", "--results", "{ws}/res"],
                  write_file("res/small_occlusion.txt", rng.bytes(int(rng.integers(0, 400))))),
@@ -405,7 +408,8 @@ def run_case(case: Case, root: Path, k: int) -> dict:
 
 def git_commit() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                                text=True).stdout.strip()
         return rev + ("+changes" if dirty else "")

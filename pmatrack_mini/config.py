@@ -146,7 +146,8 @@ class TrainConfig:
                                             "center_jitter", "scale_jitter", "giou_weight", "l1_weight",
                                             "focal_weight"))
         require(0 <= self.seed < 2**63, "train.seed", self.seed, "in [0, 2**63)")
-        require(0 <= self.num_threads <= 1024, "train.num_threads", self.num_threads, "in [0, 1024] (0: torch's default)")
+        require(0 <= self.num_threads <= 1024, "train.num_threads", self.num_threads,
+                "in [0, 1024] (0: torch's default)")
 
 
 @dataclass
@@ -193,7 +194,8 @@ def merge(obj, overrides: dict, where: str = ""):
 
 
 def parse_overrides(items) -> dict:
-    """``["model.depth=4", "train.lr=1e-3"]`` (the CLI's ``--set``) -> ``{"model": {"depth": 4}, "train": {"lr": 0.001}}``.
+    """The CLI's ``--set`` items as nested overrides: ``["model.depth=4", "train.lr=1e-3"]`` ->
+    ``{"model": {"depth": 4}, "train": {"lr": 0.001}}``.
 
     Values are read as JSON when they parse (numbers, true / false, null, lists), else kept as text; their
     types are checked against the dataclass fields by :func:`merge`. A key given twice, or given both a

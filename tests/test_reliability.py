@@ -82,7 +82,8 @@ _keys = st.sampled_from(["model.depth", "model.patch_size", "model.embed_dim", "
                          "train.lr", "train.steps", "train.seed", "train.num_threads", "train.schedule", "model",
                          "train", "preset", "model.nope", "nope.x", "a.b.c", ""])
 _values = st.one_of(st.integers(-3, 3), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-                    st.booleans(), st.none(), st.text(max_size=6), st.sampled_from(["rgb", "abc", "[1, 2]", "1e400", '{"a": 1}']))
+                    st.booleans(), st.none(), st.text(max_size=6),
+                    st.sampled_from(["rgb", "abc", "[1, 2]", "1e400", '{"a": 1}']))
 
 
 @FAST
@@ -275,7 +276,8 @@ _SYNTH = _argv(
     frames=(st.one_of(_good("10", "11"), _bad("9", "0", "-10", "ten"), _GARBLED), False),
     offset=(st.one_of(_good("none", "small", "large"), _bad("huge", "", "Small"), _GARBLED), True),
     seed=(st.one_of(_good("0", "7"), _bad("-1", "s"), _GARBLED), True),
-    rgb_size=(st.one_of(_good("162x140", "200x160"), _bad("0x0", "64x48", "161x140", "axb", "64x", "1x2x3", "99999x99999")), True),
+    rgb_size=(st.one_of(_good("162x140", "200x160"),
+                        _bad("0x0", "64x48", "161x140", "axb", "64x", "1x2x3", "99999x99999")), True),
     tir_size=(st.one_of(_good("64x48"), _bad("64x47", "-64x48")), True),
     challenges=(st.one_of(_good("none", "occlusion", "fast_motion,occlusion"), _bad("rain", "occlusion,snow")), True),
 )
@@ -427,10 +429,13 @@ _FOLDER_EDITS = {
     "empty_gt": (lambda s, i: (s / "visible.txt").write_text(""), False),
     "bad_init": (lambda s, i: (s / "init.txt").write_text("1,2,0,4\n"), False),
     "garbled_attributes": (lambda s, i: _edit_lines(s, "attributes.txt", lambda r: r[:i] + ["1,x"] + r[i + 1:]), False),
-    "homography_ragged": (lambda s, i: _edit_lines(s, "homography.txt", lambda r: r[:i] + ["1 0 0"] + r[i + 1:]), False),
+    "homography_ragged": (lambda s, i: _edit_lines(s, "homography.txt", lambda r: r[:i] + ["1 0 0"] + r[i + 1:]),
+                          False),
     "homography_short": (lambda s, i: _edit_lines(s, "homography.txt", lambda r: r[:i]), False),
-    "homography_commas": (lambda s, i: _edit_lines(s, "homography.txt", lambda r: [x.replace(" ", ",") for x in r]), True),
-    "homography_comma_space": (lambda s, i: _edit_lines(s, "homography.txt", lambda r: [x.replace(" ", ", ") for x in r]), True),
+    "homography_commas": (lambda s, i: _edit_lines(s, "homography.txt", lambda r: [x.replace(" ", ",") for x in r]),
+                          True),
+    "homography_comma_space": (lambda s, i: _edit_lines(s, "homography.txt",
+                                                        lambda r: [x.replace(" ", ", ") for x in r]), True),
     "gt_whitespace": (lambda s, i: _edit_lines(s, "visible.txt", lambda r: [x.replace(",", "\t") for x in r]), True),
     # eval reads no image; the tir-naive reference reads the first frames' sizes
     "unreadable_first_frame": (lambda s, i: (s / "visible" / "v000000.jpg").write_bytes(b"\xff\xd8 no"), {"eval"}),

@@ -87,7 +87,8 @@ class SynthConfig:
         need = self.frames * (W * H * 3 + w * h)
         if need > MAX_SEQUENCE_BYTES:
             raise PMATrackError(f"{self.frames} frames of {W}x{H} RGB and {w}x{h} TIR need {need / 2**30:.1f} GiB "
-                                f"in memory (at most {MAX_SEQUENCE_BYTES / 2**30:.0f}); use fewer frames or smaller images")
+                                f"in memory (at most {MAX_SEQUENCE_BYTES / 2**30:.0f}); "
+                                "use fewer frames or smaller images")
 
     def min_rgb_size(self) -> tuple:
         """Smallest RGB frame (W, H) that holds the largest target with its margins (see render_sequence)."""
