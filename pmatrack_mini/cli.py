@@ -1,14 +1,17 @@
 """The ``pmatrack-mini`` command line.
 
-    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large,dynamic} --seed S
-    pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--json F] [--plot F]
+    pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large,dynamic} --seed S [--overwrite]
+    pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--aligned] [--json F] [--plot F]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
     pmatrack-mini train --preset cpu-mini --data DIR [DIR ...] --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
     pmatrack-mini train --stage 2 --init RUN_DIR/final.pt --data DIR [DIR ...] --out RUN2 [--set align.experts=tre,fme]
     pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR [--prealign none|first-frame|oracle]
                         [--routing router|soft|tre|fme|dpe]
 
-Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback.
+Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback: argparse's own
+usage errors, the package's :class:`PMATrackError` (bad files, arguments, configs, checkpoints) and
+``OSError`` (a path that is missing, a folder where a file is expected, no permission) are all reported so,
+before any output is written where that can be checked first. Any other exception is a bug and is not hidden.
 """
 from __future__ import annotations
 
@@ -17,6 +20,38 @@ import sys
 from pathlib import Path
 
 from .errors import PMATrackError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are raised as PMATrackError (reported by :func:`main` as ``error: ...``,
+    exit 2) instead of printing the usage block and exiting from inside the parser."""
+
+    def error(self, message):
+        raise PMATrackError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def int_at_least(low: int):
+    """An argparse ``type`` for integers >= ``low`` (``--sequences 0`` is an error, not an empty data set)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _output_file(path: str | None) -> None:
+    """Refuse an output file path that cannot be written (an existing folder), before any work is done."""
+    if path is not None and Path(path).is_dir():
+        raise PMATrackError(f"{path}: is a folder; give a file name for this output")
+
+
+def _output_folder(path: str) -> None:
+    if Path(path).exists() and not Path(path).is_dir():
+        raise PMATrackError(f"{path}: exists and is not a folder")
 
 
 def _size(text: str) -> tuple:
@@ -31,7 +66,7 @@ def cmd_synth(args) -> None:
     from .data.synth import CHALLENGES, SynthConfig, generate_dataset, generate_samples
 
     if args.preset == "samples":
-        paths = generate_samples(args.out, progress=not args.quiet)
+        paths = generate_samples(args.out, progress=not args.quiet, overwrite=args.overwrite)
     else:
         challenges = None
         if args.challenges is not None:
@@ -46,7 +81,9 @@ def cmd_synth(args) -> None:
 def cmd_eval(args) -> None:
     from .evaluate import evaluate, format_report, plot_curves, save_report
 
-    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list)
+    _output_file(args.json)
+    _output_file(args.plot)
+    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list, aligned=args.aligned)
     print(format_report(rep))
     if args.json:
         save_report(rep, args.json)
@@ -61,39 +98,50 @@ def cmd_reference(args) -> None:
     from .reference import reference_prediction
     from .utils import write_boxes
 
-    for seq in load_dataset(args.dataset, list_file=args.list):
-        write_boxes(Path(args.out) / f"{seq.name}.txt", reference_prediction(seq, args.kind))
+    _output_folder(args.out)
+    # every prediction is computed before the first file is written: a bad sequence leaves no partial set
+    preds = {seq.name: reference_prediction(seq, args.kind) for seq in load_dataset(args.dataset, list_file=args.list)}
+    for name, boxes in preds.items():
+        write_boxes(Path(args.out) / f"{name}.txt", boxes)
     print(f"wrote {args.kind} predictions to {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data.synth import OFFSET_LEVELS
+    from .data.synth import MIN_FRAMES, OFFSET_LEVELS
 
-    p = argparse.ArgumentParser(prog="pmatrack-mini", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="pmatrack-mini", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate synthetic unaligned RGBT sequences (LasHeR layout)")
     s.add_argument("out")
-    s.add_argument("--sequences", type=int, default=4)
-    s.add_argument("--frames", type=int, default=100)
+    s.add_argument("--sequences", type=int_at_least(1), default=4)
+    s.add_argument("--frames", type=int_at_least(MIN_FRAMES), default=100)
     s.add_argument("--offset", choices=list(OFFSET_LEVELS), default="small",
                    help="none | small (LasHeR-Unaligned regime) | large (MUART244 regime) | dynamic (large rig on a "
                         "moving platform: first-frame pre-alignment falls behind)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int_at_least(0), default=0)
     s.add_argument("--rgb-size", type=_size, default=(320, 256), help="W x H, default 320x256")
     s.add_argument("--tir-size", type=_size, default=(160, 128), help="W x H, default 160x128")
     s.add_argument("--challenges", default=None,
                    help="comma list of low_illumination,thermal_crossover,occlusion,fast_motion; "
                         "'none' for none; default: each with probability 1/2")
     s.add_argument("--preset", choices=["samples"], default=None, help="'samples' regenerates data_samples/")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a set that OUT holds (made with other parameters, or of unknown origin); "
+                        "without it such a folder is refused")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
 
     e = sub.add_parser("eval", help="PR / NPR / SR with the LasHeR toolkit's conventions")
     e.add_argument("--dataset", required=True)
     e.add_argument("--results", required=True, help="folder of <sequence>.txt files, x,y,w,h rows")
-    e.add_argument("--gt", choices=["visible", "infrared", "both"], default="visible")
+    e.add_argument("--gt", choices=["visible", "infrared", "both"], default="visible",
+                   help="ground truth to score against: visible (default; RGB pixels, as the predictions), "
+                        "infrared (TIR pixels: predictions are mapped through each sequence's homography.txt; "
+                        "a sequence whose two GT files differ and that has none is refused), or both "
+                        "(RGBT234's MPR/MSR)")
+    e.add_argument("--aligned", action="store_true",
+                   help="the two cameras are registered (RGBT234): compare with infrared.txt without mapping")
     e.add_argument("--list", default=None, help="sequence-list file (default: DATASET/list.txt if present)")
     e.add_argument("--json", default=None)
     e.add_argument("--plot", default=None, help="PNG with the precision and success plots")
@@ -114,15 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _os_message(exc: OSError) -> str:
+    """``x/y: No such file or directory`` rather than ``[Errno 2] No such file or directory: 'x/y'``."""
+    if isinstance(exc, FileExistsError) and exc.filename:   # from mkdir: a file is where a folder must go
+        return f"{exc.filename}: exists and is not a folder"
+    return f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand; returns the exit status (0 done, 2 bad input)."""
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except PMATrackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"error: {_os_message(exc)}", file=sys.stderr)
         return 2
     return 0
 

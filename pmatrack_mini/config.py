@@ -1,4 +1,9 @@
-"""Typed configuration: presets as dataclasses, merged strictly (an unknown key is an error).
+"""Typed configuration: presets as dataclasses, merged strictly.
+
+An unknown key, a value whose type does not fit the field's annotation (``--set train.steps=abc``) and a value
+out of range (``--set model.patch_size=0``) are each a :class:`PMATrackError` naming the key and the value.
+The type check is generic (:func:`check_field_value` reads the annotations), the ranges are checked by each
+dataclass's ``__post_init__``.
 
 Two presets:
 
@@ -17,6 +22,8 @@ training pairs are pre-aligned). ``train.stage`` says which network a config bui
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 
 from .errors import PMATrackError
@@ -26,6 +33,63 @@ STAGE_ROLES = ("center", "scale", "refine")      # progressive alignment, shallo
 EXPERT_NAMES = ("tre", "fme", "dpe")             # rising cost
 ROUTING_MODES = ("router", "soft") + EXPERT_NAMES
 PREALIGN_MODES = ("none", "first-frame", "mixture")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def require(ok: bool, key: str, value, rule: str) -> None:
+    """Raise a PMATrackError naming ``key`` and ``value`` unless ``ok``."""
+    if not ok:
+        raise PMATrackError(f"{key}={value!r} is out of range: must be {rule}")
+
+
+def require_positive(obj, section: str, names) -> None:
+    for name in names:
+        require(getattr(obj, name) > 0, f"{section}.{name}", getattr(obj, name), "> 0")
+
+
+def require_nonnegative(obj, section: str, names) -> None:
+    for name in names:
+        require(getattr(obj, name) >= 0, f"{section}.{name}", getattr(obj, name), ">= 0")
+
+
+# What each annotation accepts. bool is a subclass of int in Python, but True is not a depth.
+_ACCEPTS = {
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "tuple": lambda v: isinstance(v, (list, tuple)),
+    "None": lambda v: v is None,
+}
+
+
+def _annotation_kinds(annotation) -> list[str]:
+    """``"tuple[int, int] | None"`` -> ``["tuple", "None"]``. Under ``from __future__ import annotations``
+    dataclass field types are these strings; a real type is read by its name."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return [part.strip().split("[")[0] for part in text.split("|")]
+
+
+def check_field_value(key: str, value, annotation):
+    """``value`` for a field annotated ``annotation``, converted (int -> float, list -> tuple), or a
+    PMATrackError naming ``key``. Floats must be finite. Annotations other than bool / int / float / str /
+    tuple / None are not checked here (the dataclass's ``__post_init__`` may check them)."""
+    kinds = _annotation_kinds(annotation)
+    if any(k not in _ACCEPTS for k in kinds):
+        return value
+    kind = next((k for k in kinds if _ACCEPTS[k](value)), None)
+    if kind is None:
+        raise PMATrackError(f"config key {key!r} expects {' or '.join(kinds)}, got {value!r} ({type(value).__name__})")
+    if kind == "float":
+        try:
+            number = float(value)
+        except OverflowError:   # an int beyond the float range
+            number = math.inf
+        require(math.isfinite(number), key, value, "a finite number")
+        return number
+    return tuple(value) if kind == "tuple" else value
 
 
 @dataclass
@@ -44,6 +108,10 @@ class ModelConfig:
     drop_path: float = 0.0
 
     def __post_init__(self):
+        require_positive(self, "model", ("template_size", "search_size", "patch_size", "embed_dim", "depth",
+                                         "num_heads", "head_channels", "template_factor", "search_factor",
+                                         "mlp_ratio"))
+        require(0 <= self.drop_path < 1, "model.drop_path", self.drop_path, "in [0, 1)")
         if self.modalities not in MODALITIES:
             raise PMATrackError(f"model.modalities must be one of {MODALITIES}, got {self.modalities!r}")
         for name in ("template_size", "search_size"):
@@ -87,7 +155,8 @@ class AlignConfig:
                                 f"got {self.stages}")
         if not self.experts or len(set(self.experts)) != len(self.experts) or set(self.experts) - set(EXPERT_NAMES):
             raise PMATrackError(f"align.experts must be distinct names from {EXPERT_NAMES}, got {self.experts}")
-        if len(self.layers) != len(STAGE_ROLES) or list(self.layers) != sorted(self.layers):
+        if (len(self.layers) != len(STAGE_ROLES) or not all(_ACCEPTS["int"](i) for i in self.layers)
+                or list(self.layers) != sorted(self.layers)):
             raise PMATrackError(f"align.layers needs one increasing block index per role {STAGE_ROLES}, "
                                 f"got {self.layers}")
         if self.routing not in ROUTING_MODES:
@@ -95,8 +164,9 @@ class AlignConfig:
         if self.routing in EXPERT_NAMES and self.routing not in self.experts:
             raise PMATrackError(f"align.routing={self.routing!r} names an expert that is not in align.experts "
                                 f"{self.experts}")
-        if self.gumbel_tau <= 0 or self.tcmda_heads < 1 or self.tcmda_points < 1:
-            raise PMATrackError("align.gumbel_tau, align.tcmda_heads and align.tcmda_points must be positive")
+        require_positive(self, "align", ("gumbel_tau", "router_channels", "router_hidden", "tcmda_heads",
+                                         "tcmda_points"))
+        require_nonnegative(self, "align", ("lambda_p", "lambda_r", "lambda_cost"))
 
     def layer_of(self, role: str) -> int:
         return self.layers[STAGE_ROLES.index(role)]
@@ -144,14 +214,22 @@ class TrainConfig:
             raise PMATrackError(f"train.stage must be 1 or 2, got {self.stage!r}")
         if self.prealign not in PREALIGN_MODES:
             raise PMATrackError(f"train.prealign must be one of {PREALIGN_MODES}, got {self.prealign!r}")
+        require_nonnegative(self, "train", ("tracker_lr_mult", "residual_small_px", "residual_large_px"))
+        require(0 <= self.residual_scale < 1, "train.residual_scale", self.residual_scale, "in [0, 1)")
         self.residual_mix = tuple(self.residual_mix)
-        if len(self.residual_mix) != 4 or min(self.residual_mix) < 0 or sum(self.residual_mix) <= 0:
+        if (len(self.residual_mix) != 4 or not all(isinstance(w, (int, float)) for w in self.residual_mix)
+                or min(self.residual_mix) < 0 or sum(self.residual_mix) <= 0):
             raise PMATrackError(f"train.residual_mix needs 4 non-negative weights (zero, small, large, first-frame), "
                                 f"got {self.residual_mix}")
         if self.schedule not in ("cosine", "step"):
             raise PMATrackError(f"train.schedule must be cosine or step, got {self.schedule!r}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise PMATrackError("train.steps and train.batch_size must be positive")
+        require_positive(self, "train", ("steps", "batch_size", "lr", "max_gap", "log_every", "ckpt_every"))
+        require_nonnegative(self, "train", ("backbone_lr_mult", "weight_decay", "grad_clip", "warmup_steps",
+                                            "center_jitter", "scale_jitter", "giou_weight", "l1_weight",
+                                            "focal_weight"))
+        require(0 <= self.seed < 2**63, "train.seed", self.seed, "in [0, 2**63)")
+        require(0 <= self.num_threads <= 1024, "train.num_threads", self.num_threads,
+                "in [0, 1024] (0: torch's default)")
 
 
 @dataclass
@@ -194,16 +272,21 @@ STAGE2_TRAIN = {
 
 
 def merge(obj, overrides: dict, where: str = ""):
-    """Return a copy of dataclass ``obj`` with ``overrides`` applied; unknown keys raise."""
+    """Return a copy of dataclass ``obj`` with ``overrides`` applied.
+
+    Strict: an unknown key, a value of the wrong type for its field's annotation (see
+    :func:`check_field_value`) or out of the range the dataclass's ``__post_init__`` checks raises a
+    PMATrackError naming the key and the value.
+    """
+    if not isinstance(overrides, dict):
+        raise PMATrackError(f"config section {where.rstrip('.') or 'root'!r} expects a mapping, got {overrides!r}")
     names = {f.name: f for f in dataclasses.fields(obj)}
     changes = {}
     for key, value in overrides.items():
         if key not in names:
-            raise PMATrackError(f"unknown config key {where + key!r}; known: {sorted(names)}")
+            raise PMATrackError(f"unknown config key {where + str(key)!r}; known: {sorted(names)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise PMATrackError(f"config key {where + key!r} expects a mapping")
             changes[key] = merge(current, value, where=f"{where}{key}.")
         else:
             if isinstance(current, tuple) and isinstance(value, str):   # --set align.experts=tre,fme
@@ -212,15 +295,46 @@ def merge(obj, overrides: dict, where: str = ""):
                     value = [kind(v.strip()) for v in value.split(",") if v.strip()]
                 except ValueError:
                     raise PMATrackError(f"config key {where + key!r} expects {kind.__name__} values, got {value!r}") from None
-            changes[key] = tuple(value) if isinstance(current, tuple) else value
+            changes[key] = check_field_value(where + key, value, names[key].type)
     return dataclasses.replace(obj, **changes)
 
 
-def get_config(preset: str = "cpu-mini", stage: int = 1, **overrides) -> Config:
+def parse_overrides(items) -> dict:
+    """The CLI's ``--set`` items as nested overrides: ``["model.depth=4", "train.lr=1e-3"]`` ->
+    ``{"model": {"depth": 4}, "train": {"lr": 0.001}}``.
+
+    Values are read as JSON when they parse (numbers, true / false, null, lists), else kept as text; their
+    types are checked against the dataclass fields by :func:`merge`. A key given twice, or given both a
+    value and sub-keys, is an error.
+    """
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        parts = key.split(".")
+        if not sep or not all(parts):
+            raise PMATrackError(f"--set expects key=value with a dotted key such as model.depth=4, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:   # not JSON (or an integer too long to convert): keep the text
+            value = raw
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PMATrackError(f"--set {item!r}: {'.'.join(parts[:depth + 1])} was already given a value")
+        if parts[-1] in node:
+            raise PMATrackError(f"--set {item!r}: {key} is given twice (or also has sub-keys)")
+        node[parts[-1]] = value
+    return out
+
+
+def get_config(preset: str = "cpu-mini", /, stage: int = 1, **overrides) -> Config:
     """Preset (+ the stage-2 recipe) + overrides, e.g.
     ``get_config("cpu-mini", model={"modalities": "rgb"}, train={"steps": 10})``."""
     if preset not in PRESETS:
         raise PMATrackError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    if "preset" in overrides:
+        raise PMATrackError("the preset is chosen by name (--preset), not overridden")
     if stage not in (1, 2):
         raise PMATrackError(f"stage must be 1 or 2, got {stage!r}")
     cfg = merge(Config(preset=preset), PRESETS[preset])
@@ -247,6 +361,8 @@ def stage2_config(stage1: Config, **overrides) -> Config:
 
 def config_from_dict(d: dict) -> Config:
     """Rebuild a Config saved with :meth:`Config.to_dict` (strict)."""
+    if not isinstance(d, dict):
+        raise PMATrackError(f"a stored config must be a mapping, got {type(d).__name__}")
     d = dict(d)
     preset = d.pop("preset", "cpu-mini")
-    return merge(Config(preset=preset), d)
+    return merge(Config(preset=check_field_value("preset", preset, "str")), d)

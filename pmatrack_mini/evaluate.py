@@ -17,6 +17,17 @@ points. A data set's curves are the mean of its sequences' curves.
 Repair of predictions: rows beyond the GT length are dropped; a row with NaN, w <= 0 or h <= 0
 takes the previous prediction; frame 1 is replaced by the GT. A result file with *fewer* rows
 than the GT, or a non-numeric field, is an error naming the file.
+
+Which ground truth (``gt``): predictions are boxes in RGB image pixels. ``visible`` (the default, and how
+the unaligned benchmarks are scored) compares them with ``visible.txt``. ``infrared`` compares them with
+``infrared.txt``, which is in TIR image pixels: on an unaligned set (other resolution, other viewpoint) the
+predictions are first mapped into TIR pixels through the sequence's per-frame ``homography.txt``
+(``warp_boxes(H_t, box)``, then repaired again in TIR pixels); when the two GT files are identical (aligned
+LasHeR) no mapping is needed; a sequence whose GT files differ and that has no homography.txt is refused,
+because comparing RGB-pixel boxes with TIR-pixel boxes would give a meaningless score, unless the caller
+states that the two cameras are registered (``aligned=True``, ``--aligned``: RGBT234, whose two GTs were
+annotated separately on registered frames). ``both`` is RGBT234's MPR/MSR: per frame the smaller error and
+the larger IoU over the visible and the (mapped) infrared comparison, each in its own GT's pixels.
 """
 from __future__ import annotations
 
@@ -26,7 +37,7 @@ import numpy as np
 
 from .data.dataset import Sequence, load_dataset, read_boxes
 from .errors import PMATrackError
-from .geometry import box_center
+from .geometry import box_center, warp_boxes
 from .utils import atomic_path, write_json_atomic
 
 PR_THRESHOLDS = np.arange(0, 51, dtype=np.float64)               # 51 values, score at 20 px
@@ -80,13 +91,38 @@ def iou_inclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return iou
 
 
+def prediction_in(seq: Sequence, pred: np.ndarray, which: str, aligned: bool = False,
+                  name: str = "results") -> np.ndarray:
+    """``pred`` (RGB image pixels) repaired and expressed in the pixels of the ``which`` GT (see the module
+    docstring): through ``homography.txt`` when the sequence has one, unchanged when the two GT files are
+    identical or ``aligned``; otherwise a PMATrackError saying why the comparison would be meaningless."""
+    pred = repair_predictions(pred, seq.gt_visible, name)
+    if which == "visible":
+        return pred
+    if seq.homography is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):   # a degenerate mapped box is repaired below
+            mapped = warp_boxes(seq.homography, pred)
+        return repair_predictions(mapped, seq.gt_infrared, name)
+    if aligned or np.array_equal(seq.gt_visible, seq.gt_infrared):
+        return repair_predictions(pred, seq.gt_infrared, name)
+    raise PMATrackError(
+        f"{seq.path or seq.name}: infrared.txt is in TIR pixels and the predictions in RGB pixels; this "
+        "sequence's visible.txt and infrared.txt differ (unaligned) and it has no homography.txt to map the "
+        "predictions into TIR pixels: score it with --gt visible, or pass --aligned if its two cameras are "
+        "registered (as RGBT234's)")
+
+
 def sequence_curves(pred: np.ndarray, gts: list[np.ndarray], name: str = "results") -> dict:
-    """Curves of one sequence. ``gts`` holds one GT array, or two (RGBT234's MPR/MSR: per frame
-    the smaller error and the larger IoU over the two modalities' GT)."""
-    pred = repair_predictions(pred, gts[0], name)
-    err = np.min([center_errors(pred, g) for g in gts], axis=0)
-    nerr = np.min([normalized_center_errors(pred, g) for g in gts], axis=0)
-    iou = np.max([iou_inclusive(pred, g) for g in gts], axis=0)
+    """Curves of one sequence, ``pred`` in the pixels of every GT of ``gts`` (see :func:`pair_curves`)."""
+    return pair_curves([(repair_predictions(pred, g, name), g) for g in gts])
+
+
+def pair_curves(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Curves of one sequence from (repaired prediction, GT) pairs, each pair in one modality's pixels.
+    One pair, or two (RGBT234's MPR/MSR: per frame the smaller error and the larger IoU of the two)."""
+    err = np.min([center_errors(p, g) for p, g in pairs], axis=0)
+    nerr = np.min([normalized_center_errors(p, g) for p, g in pairs], axis=0)
+    iou = np.max([iou_inclusive(p, g) for p, g in pairs], axis=0)
     return dict(
         PR=(err[None, :] <= PR_THRESHOLDS[:, None]).mean(axis=1),
         NPR=(nerr[None, :] <= NPR_THRESHOLDS[:, None]).mean(axis=1),
@@ -103,20 +139,24 @@ def _mean_curves(items: list[dict]) -> dict:
     return {k: np.mean([c[k] for c in items], axis=0) for k in ("PR", "NPR", "SR")}
 
 
-def evaluate_predictions(sequences: list[Sequence], predictions: dict, gt: str = "visible") -> dict:
-    """Score ``predictions`` {sequence name: (T, 4) boxes} on ``sequences``.
+def evaluate_predictions(sequences: list[Sequence], predictions: dict, gt: str = "visible",
+                         aligned: bool = False) -> dict:
+    """Score ``predictions`` {sequence name: (T, 4) boxes in RGB pixels} on ``sequences``.
 
-    ``gt``: ``visible`` (default; the unaligned benchmarks score against the RGB GT),
-    ``infrared``, or ``both`` (RGBT234's MPR/MSR). Returns the JSON-ready report.
+    ``gt``: ``visible`` (default; the unaligned benchmarks score against the RGB GT), ``infrared``, or
+    ``both`` (RGBT234's MPR/MSR); for the last two, predictions are mapped into TIR pixels as the module
+    docstring says (``aligned``: the cameras are registered, take them as they are). Returns the JSON-ready
+    report.
     """
     if gt not in ("visible", "infrared", "both"):
         raise PMATrackError(f"gt must be visible, infrared or both; got {gt!r}")
+    which = ("visible", "infrared") if gt == "both" else (gt,)
     per_seq, curves = {}, {}
     for seq in sequences:
         if seq.name not in predictions:
             raise PMATrackError(f"no prediction for sequence {seq.name!r}")
-        gts = [seq.gt_visible, seq.gt_infrared] if gt == "both" else [seq.gt(gt)]
-        c = sequence_curves(predictions[seq.name], gts, name=seq.name)
+        pairs = [(prediction_in(seq, predictions[seq.name], w, aligned, name=seq.name), seq.gt(w)) for w in which]
+        c = pair_curves(pairs)
         curves[seq.name] = c
         per_seq[seq.name] = scores(c)
     if not curves:
@@ -144,12 +184,19 @@ def read_results(results_dir: str | Path, sequences: list[Sequence]) -> dict:
     missing = [s.name for s in sequences if not (results_dir / f"{s.name}.txt").is_file()]
     if missing:
         raise PMATrackError(f"{results_dir}: no result file for {len(missing)} sequence(s), e.g. {missing[0]}.txt")
-    return {s.name: read_boxes(results_dir / f"{s.name}.txt", allow_nan=True) for s in sequences}
+    preds = {}
+    for s in sequences:
+        path = results_dir / f"{s.name}.txt"
+        preds[s.name] = read_boxes(path, allow_nan=True)
+        if len(preds[s.name]) < len(s):   # checked here too, so that the message names the file
+            raise PMATrackError(f"{path}: {len(preds[s.name])} prediction rows, but the ground truth has {len(s)}")
+    return preds
 
 
-def evaluate(dataset: str | Path, results: str | Path, gt: str = "visible", list_file=None) -> dict:
+def evaluate(dataset: str | Path, results: str | Path, gt: str = "visible", list_file=None,
+             aligned: bool = False) -> dict:
     sequences = load_dataset(dataset, list_file=list_file)
-    return evaluate_predictions(sequences, read_results(results, sequences), gt=gt)
+    return evaluate_predictions(sequences, read_results(results, sequences), gt=gt, aligned=aligned)
 
 
 def plot_curves(reports: dict, path: str | Path | None = None, title: str = ""):

@@ -35,7 +35,7 @@ from .data.sampler import to_tensor_images
 from .errors import PMATrackError
 from .geometry import cxcywh_to_xywh, fit_box_homography, invert, resize_homography, warp_boxes
 from .models.head import decode
-from .utils import write_boxes
+from .utils import check_device, write_boxes
 
 PREALIGN = ("none", "first-frame", "oracle")
 
@@ -189,6 +189,7 @@ def add_cli(sub) -> None:
 
 
 def _cmd_track(args) -> None:
+    check_device(args.device)
     from .models.checkpoint import model_from_checkpoint
 
     model, cfg, step = model_from_checkpoint(args.checkpoint, device=args.device, expect_preset=args.preset,

@@ -27,13 +27,13 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import Config, config_from_dict, get_config, stage2_config
+from .config import Config, config_from_dict, get_config, parse_overrides, stage2_config
 from .data.dataset import load_dataset
 from .data.sampler import PairSampler
 from .errors import PMATrackError
 from .losses import alignment_loss, tracking_loss
 from .models.checkpoint import build_model, checkpoint_config, load_checkpoint, load_stage1, save_checkpoint
-from .utils import atomic_path, set_seed
+from .utils import atomic_path, check_device, set_seed
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -218,25 +218,6 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
 # ----------------------------------------------------------------------------- CLI
 
 
-def _parse_sets(items) -> dict:
-    """``--set model.depth=4 train.lr=1e-3`` -> nested dict (values parsed as JSON when possible)."""
-    out: dict = {}
-    for item in items or []:
-        if "=" not in item:
-            raise PMATrackError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
-
-
 def add_cli(sub) -> None:
     t = sub.add_parser("train", help="train the tracker (stage 1) or PMATrack's alignment network (stage 2)")
     t.add_argument("--stage", type=int, choices=[1, 2], default=1,
@@ -259,13 +240,9 @@ def add_cli(sub) -> None:
 
 def config_from_args(args) -> Config:
     """The run's config from the command line (stage 2: the --init checkpoint's tracker + the stage-2 recipe)."""
-    overrides = _parse_sets(args.set)
-    tr = overrides.setdefault("train", {})
-    for key, val in (("steps", args.steps), ("batch_size", args.batch_size), ("seed", args.seed)):
-        if val is not None:
-            tr[key] = val
-    if args.modalities:
-        overrides.setdefault("model", {})["modalities"] = args.modalities
+    flags = (("train.steps", args.steps), ("train.batch_size", args.batch_size), ("train.seed", args.seed),
+             ("model.modalities", args.modalities))
+    overrides = parse_overrides(list(args.set) + [f"{key}={val}" for key, val in flags if val is not None])
     if args.stage == 1:
         if args.init:
             raise PMATrackError("--init is for stage 2 (train --stage 2 --init STAGE1_CHECKPOINT)")
@@ -275,11 +252,12 @@ def config_from_args(args) -> Config:
     stage1 = checkpoint_config(args.init)
     if args.preset and args.preset != stage1.preset:
         raise PMATrackError(f"{args.init}: stage-1 checkpoint preset is {stage1.preset!r}, not {args.preset!r}")
-    tr["init"] = str(args.init)
+    overrides.setdefault("train", {})["init"] = str(args.init)
     return stage2_config(stage1, **overrides)
 
 
 def _cmd_train(args) -> None:
+    check_device(args.device)
     cfg = config_from_args(args)
     res = train(cfg, args.data, args.out, device=args.device, amp=args.amp, progress=not args.quiet)
     if res["last"]:

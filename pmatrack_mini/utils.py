@@ -1,4 +1,4 @@
-"""Small helpers shared by every module: seeds, atomic writes, the CI-size switch."""
+"""Small helpers shared by every module: seeds, atomic writes, device checks, the CI-size switch."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from .errors import PMATrackError
 
 # The one CI-size switch. Notebooks and demos shrink their sizes and step counts when set.
 FAST: bool = os.environ.get("PMATRACK_FAST", "0") not in ("", "0", "false", "False")
@@ -64,6 +66,32 @@ def write_boxes(path: str | os.PathLike, boxes: np.ndarray, decimals: int = 2) -
     fmt = f"{{:.{decimals}f}}"
     lines = [",".join(fmt.format(v) for v in row) for row in boxes]
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def check_device(device: str):
+    """``torch.device(device)`` if this machine can run on it, else a PMATrackError saying why.
+
+    Accepts ``cpu``, ``cuda`` / ``cuda:N`` (when CUDA is available and N < the number of GPUs) and ``mps``
+    (when available). Checked before anything is built or written, so ``--device cuda`` on a machine
+    without a GPU is a one-line error rather than a traceback from deep inside the first ``.to(device)``.
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PMATrackError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PMATrackError(f"device {device!r}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PMATrackError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise PMATrackError(f"device {device!r}: MPS is not available on this machine (use --device cpu)")
+    elif dev.type != "cpu":
+        raise PMATrackError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def machine_info() -> dict:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -73,9 +74,12 @@ def test_dataset_mean_of_sequence_curves_and_attributes():
     # per sequence PR: a = 1, b = 1/2 -> mean 0.75 (not the frame-pooled 5/6)
     assert rep["PR"] == pytest.approx(0.75)
     assert rep["attributes"]["occlusion"]["sequences"] == 1 and rep["attributes"]["occlusion"]["PR"] == 1.0
-    # RGBT234 mode takes the better of the two GTs per frame; infrared GT is 2 px off here
-    both = E.evaluate_predictions([s1], {"a": g + [1, 0, 0, 0]}, gt="both")
+    # RGBT234 mode takes the better of the two GTs per frame; infrared GT is 2 px off here (registered
+    # cameras, separate annotations: no homography, so the GTs can only be compared when told they are aligned)
+    both = E.evaluate_predictions([s1], {"a": g + [1, 0, 0, 0]}, gt="both", aligned=True)
     assert both["sequences"]["a"]["PR"] == 1.0
+    with pytest.raises(PMATrackError, match="no homography.txt to map the predictions"):
+        E.evaluate_predictions([s1], {"a": g}, gt="both")
     json.dumps(rep, allow_nan=False)
 
 
@@ -116,3 +120,49 @@ def test_nan_results_are_repaired_not_fatal(tiny_dataset, tmp_path):
         write_boxes(res / f"{s.name}.txt", p)
     rep = E.evaluate(tiny_dataset, res)
     assert np.isfinite(rep["PR"]) and rep["PR"] > 0.9
+
+
+@pytest.fixture
+def unaligned_copy(tmp_path, samples_dir):
+    """Two large-offset sample sequences (TIR at half the resolution, 40+ px apart) with perfect RGB results."""
+    import shutil
+
+    names = ["large_fastmotion", "large_occlusion_lowlight"]
+    for n in names:
+        shutil.copytree(samples_dir / n, tmp_path / "data" / n)
+    (tmp_path / "data" / "list.txt").write_text("\n".join(names) + "\n")
+    for s in load_dataset(tmp_path / "data"):
+        write_boxes(tmp_path / "res" / f"{s.name}.txt", s.gt_visible)
+    return tmp_path / "data", tmp_path / "res"
+
+
+def test_infrared_gt_maps_rgb_predictions_through_the_homography(unaligned_copy, capsys):
+    data, res = unaligned_copy
+    seqs = load_dataset(data)
+    rep = E.evaluate(data, res, gt="infrared")
+    # the RGB GT mapped into TIR pixels is the TIR GT (to the 2-decimal rounding of infrared.txt)
+    assert rep["PR"] == 1.0 and rep["NPR"] == 1.0 and rep["SR"] > 0.9
+    # without the mapping the same predictions miss the TIR target: what the old comparison scored
+    unmapped = [dataclasses.replace(s, homography=None) for s in seqs]
+    raw = E.evaluate_predictions(unmapped, {s.name: s.gt_visible for s in seqs}, gt="infrared", aligned=True)
+    assert raw["PR"] < 0.2
+    assert E.evaluate(data, res, gt="both")["PR"] == 1.0
+    assert main(["eval", "--dataset", str(data), "--results", str(res), "--gt", "infrared"]) == 0
+    assert "gt=infrared" in capsys.readouterr().out
+
+
+def test_infrared_gt_refused_without_homography_on_unaligned_sets(unaligned_copy, capsys, tmp_path):
+    data, res = unaligned_copy
+    (data / "large_fastmotion" / "homography.txt").unlink()
+    out = tmp_path / "r.json"
+    for gt in ("infrared", "both"):
+        assert main(["eval", "--dataset", str(data), "--results", str(res), "--gt", gt, "--json", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "large_fastmotion: infrared.txt is in TIR pixels" in err
+        assert "no homography.txt" in err and not out.exists()
+    # aligned sets (identical GT files, as LasHeR) need no mapping and score as against the visible GT
+    seq = data / "large_fastmotion"
+    (seq / "infrared.txt").write_text((seq / "visible.txt").read_text())
+    lst = tmp_path / "one.txt"
+    lst.write_text("large_fastmotion\n")
+    assert E.evaluate(data, res, gt="infrared", list_file=lst)["PR"] == 1.0

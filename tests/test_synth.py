@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from pmatrack_mini.data.dataset import load_sequence
-from pmatrack_mini.data.synth import OFFSET_LEVELS, SynthConfig, render_sequence, write_sequence
+from pmatrack_mini.data.synth import (OFFSET_LEVELS, SynthConfig, generate_dataset, read_record, render_sequence,
+                                      samples_record, write_sequence)
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.geometry import apply_homography, box_center, invert, resize_homography, warp_boxes
 from pmatrack_mini.reference import center_displacement
@@ -148,6 +149,8 @@ def test_bad_config_is_rejected():
         SynthConfig(challenges=("rain",))
     with pytest.raises(PMATrackError, match="frames"):
         SynthConfig(frames=3)
+    with pytest.raises(PMATrackError, match="GiB in memory"):
+        SynthConfig(frames=10**9)
 
 
 def test_parallax_drift_changes_over_time(seqs):
@@ -166,3 +169,62 @@ def test_data_samples_are_what_the_documented_command_regenerates(tmp_path, samp
     write_sequence(s, tmp_path / name)
     for f in ("visible.txt", "infrared.txt", "homography.txt", "attributes.txt"):
         assert (tmp_path / name / f).read_text() == (samples_dir / name / f).read_text(), f
+    assert read_record(samples_dir) == samples_record()
+
+
+def _make(folder, **kw):
+    args = dict(sequences=1, cfg=SynthConfig(frames=10, offset="none", challenges=()), seed=3, progress=False)
+    args.update(kw)
+    return generate_dataset(folder, **args)
+
+
+def test_generated_folders_record_their_parameters(tmp_path):
+    from pmatrack_mini import __version__
+
+    _make(tmp_path / "d", sequences=2)
+    rec = read_record(tmp_path / "d")
+    assert rec["sequences"] == 2 and rec["frames"] == 10 and rec["offset"] == "none" and rec["seed"] == 3
+    assert rec["rgb_size"] == [320, 256] and rec["challenges"] == [] and rec["generator"].endswith(__version__)
+    assert (tmp_path / "d" / "list.txt").read_text().split() == ["synth_none_0003_000", "synth_none_0003_001"]
+    assert not [p for p in (tmp_path / "d").iterdir() if p.name.startswith(".")]   # no partial folder or file
+
+
+def test_a_folder_made_otherwise_is_refused_then_replaced(tmp_path):
+    d = tmp_path / "d"
+    _make(d, sequences=2)
+    _make(d, sequences=2)                                   # same parameters: fine (identical data)
+    with pytest.raises(PMATrackError, match=r"other parameters \(frames: recorded 10, asked 12; sequences"):
+        _make(d, sequences=1, cfg=SynthConfig(frames=12, offset="none", challenges=()))
+    assert read_record(d)["frames"] == 10                   # refused: nothing changed
+    _make(d, seed=4, overwrite=True)
+    assert read_record(d)["seed"] == 4
+    assert sorted(p.name for p in d.iterdir()) == ["list.txt", "synth.json", "synth_none_0004_000"]
+    (d / "synth.json").unlink()                             # sequences of unknown origin
+    with pytest.raises(PMATrackError, match="no synth.json"):
+        _make(d, seed=4)
+    (d / "synth.json").write_text("{broken")
+    with pytest.raises(PMATrackError, match="unreadable generation record"):
+        _make(d, seed=4)
+
+
+def test_cached_dataset_regenerates_unless_the_record_matches(tmp_path):
+    from pmatrack_mini.data.synth import cached_dataset
+
+    d = tmp_path / "c"
+    seqs = cached_dataset(d, 1, 12, "small", 0, progress=False)
+    assert len(seqs) == 1 and len(seqs[0]) == 12
+    stamp = (d / "synth.json").stat().st_mtime_ns
+    cached_dataset(d, 1, 12, "small", 0, progress=False)   # same parameters: reused as it is
+    assert (d / "synth.json").stat().st_mtime_ns == stamp
+    seqs = cached_dataset(d, 2, 10, "small", 0, progress=False)  # other parameters: regenerated, not reused
+    assert [len(s) for s in seqs] == [10, 10] and read_record(d)["frames"] == 10
+
+
+def test_smallest_rgb_frame_renders():
+    """The size check leaves room for the largest target and its margins: the smallest allowed frame renders."""
+    cfg = SynthConfig(frames=10, offset="large", tir_size=(64, 48))
+    small = SynthConfig(frames=10, offset="large", rgb_size=cfg.min_rgb_size(), tir_size=(64, 48))
+    for seed in range(20):
+        assert render_sequence(small, seed)["rgb"].shape[1:3] == cfg.min_rgb_size()[::-1]
+    with pytest.raises(PMATrackError, match="rgb_size must be at least"):
+        SynthConfig(rgb_size=(cfg.min_rgb_size()[0] - 1, 256))

@@ -2,7 +2,8 @@
 
 A sequence folder holds ``visible/`` and ``infrared/`` frames, ``visible.txt`` and
 ``infrared.txt`` (one ``x,y,w,h`` row per frame; commas or white space) and, optionally,
-``init.txt`` (LasHeR), ``homography.txt`` and ``attributes.txt`` (written by our generator).
+``init.txt`` (LasHeR), ``homography.txt`` (one row-major 3x3 per frame, RGB pixel -> TIR pixel; commas or
+white space) and ``attributes.txt`` (written by our generator).
 Frame names may be LasHeR's (``v000000.jpg`` / ``i000000.jpg``) or RGBT234's
 (``00001v.jpg`` / ``00001i.jpg``): frames are ordered by the number in their name.
 
@@ -10,6 +11,7 @@ Rules, applied with an error that names the file (and line) when broken:
 
 * every box row has 4 finite numbers; a row with w <= 0 or h <= 0 is *kept*: it marks an
   invalid frame that the metrics count as the LasHeR toolkit does;
+* every homography row has 9 finite numbers, and there is one row per frame (or more);
 * the number of frames in ``visible/`` (``infrared/``) equals the number of rows of
   ``visible.txt`` (``infrared.txt``); ``strict=False`` instead keeps the first min(frames, rows)
   frames and warns;
@@ -32,23 +34,25 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
 _SPLIT = re.compile(r"[,\s]+")
 
 
-def read_boxes(path: str | Path, allow_nan: bool = False) -> np.ndarray:
-    """Read an (N, 4) float array of x, y, w, h rows (comma or white-space separated).
+def read_rows(path: str | Path, columns: int, kind: str, what: str, allow_nan: bool = False) -> np.ndarray:
+    """Read an (N, ``columns``) float array from a text file, one row per line, comma or white-space
+    separated. ``kind`` ("box") and ``what`` ("x,y,w,h") name the file and its values in errors.
 
-    Blank lines are skipped. A non-numeric field, a row without 4 values, or (unless
-    ``allow_nan``) a NaN/inf value raises :class:`PMATrackError` naming the file and line.
+    Blank lines are skipped. A missing file, a non-numeric field, a row with another number of values, no
+    rows at all, or (unless ``allow_nan``) a NaN/inf value raises :class:`PMATrackError` naming the file and
+    line.
     """
     path = Path(path)
     if not path.is_file():
-        raise PMATrackError(f"{path}: box file not found")
+        raise PMATrackError(f"{path}: {kind} file not found")
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
         fields = [f for f in _SPLIT.split(line) if f]
-        if len(fields) != 4:
-            raise PMATrackError(f"{path}:{lineno}: expected 4 values x,y,w,h, got {len(fields)}: {line!r}")
+        if len(fields) != columns:
+            raise PMATrackError(f"{path}:{lineno}: expected {columns} values {what}, got {len(fields)}: {line!r}")
         try:
             row = [float(f) for f in fields]
         except ValueError:
@@ -57,8 +61,22 @@ def read_boxes(path: str | Path, allow_nan: bool = False) -> np.ndarray:
             raise PMATrackError(f"{path}:{lineno}: NaN or infinite value in {line!r}")
         rows.append(row)
     if not rows:
-        raise PMATrackError(f"{path}: no box rows")
+        raise PMATrackError(f"{path}: no {kind} rows")
     return np.asarray(rows, dtype=np.float64)
+
+
+def read_boxes(path: str | Path, allow_nan: bool = False) -> np.ndarray:
+    """Read an (N, 4) float array of x, y, w, h rows (see :func:`read_rows`)."""
+    return read_rows(path, 4, "box", "x,y,w,h", allow_nan=allow_nan)
+
+
+def read_homographies(path: str | Path, frames: int) -> np.ndarray:
+    """Read (frames, 3, 3) homographies, one row-major 3x3 per line (9 values), as written by the generator.
+    Extra rows are ignored (as extra frames are); fewer rows than frames is an error."""
+    rows = read_rows(path, 9, "homography", "(a row-major 3x3 matrix)")
+    if len(rows) < frames:
+        raise PMATrackError(f"{path}: {len(rows)} homography rows, but the sequence has {frames} frames")
+    return rows[:frames].reshape(-1, 3, 3)
 
 
 def _frame_key(p: Path):
@@ -123,7 +141,7 @@ class Sequence:
 
 
 def _read_attributes(path: Path, n: int) -> dict:
-    lines = path.read_text().splitlines()
+    lines = path.read_text(errors="replace").splitlines()
     if not lines or not lines[0].startswith("#"):
         raise PMATrackError(f"{path}:1: expected a header line '# name,name,...'")
     names = [s.strip() for s in lines[0][1:].split(",")]
@@ -172,13 +190,8 @@ def load_sequence(path: str | Path, strict: bool = True) -> Sequence:
     if init[2] <= 0 or init[3] <= 0:
         src = init_file if init_file.is_file() else path / "visible.txt"
         raise PMATrackError(f"{src}:1: the initial box must have positive size, got {init.tolist()}")
-    H = None
     hfile = path / "homography.txt"
-    if hfile.is_file():
-        vals = np.loadtxt(hfile, ndmin=2)
-        if vals.shape[1] != 9 or len(vals) < n:
-            raise PMATrackError(f"{hfile}: expected {n} rows of 9 values, got shape {vals.shape}")
-        H = vals[:n].reshape(-1, 3, 3)
+    H = read_homographies(hfile, n) if hfile.is_file() else None
     attrs = {}
     if (path / "attributes.txt").is_file():
         attrs = {k: v[:n] for k, v in _read_attributes(path / "attributes.txt", len(gt_v)).items()}
@@ -196,7 +209,7 @@ def sequence_names(root: str | Path, list_file: str | Path | None = None) -> lis
     if list_file and not lf.is_file():
         raise PMATrackError(f"{lf}: sequence list not found")
     if lf.is_file():
-        names = [ln.strip() for ln in lf.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        names = [ln.strip() for ln in lf.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("#")]
         missing = [n for n in names if not (root / n).is_dir()]
         if missing:
             raise PMATrackError(f"{lf}: {len(missing)} listed sequence(s) not found under {root}, e.g. {missing[0]!r}")

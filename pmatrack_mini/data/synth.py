@@ -19,9 +19,15 @@ per-sequence rig transform about the image centre (translation, scale != 1, smal
 slight perspective) and D_t a smooth time-varying translation: a slow wobble plus a parallax
 term that grows when the target comes closer (larger) or lower in the frame. The TIR image is
 the thermal scene warped by H_t, so ``infrared.txt`` is exactly ``warp_boxes(H_t, visible box)``.
+
+A generated folder records what it was made with in ``synth.json`` (sequences, frames, offset, seed, sizes,
+challenges, ... and the generator's version), written last and atomically. A folder whose record differs
+from what is asked, or that holds sequences but no record, is never silently reused: :func:`generate_dataset`
+refuses it (naming the differing parameters) unless ``overwrite``, and :func:`cached_dataset` regenerates it.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +59,10 @@ OFFSET_LEVELS = {
 }
 LARGE_OFFSET_PX = 30.0     # frames whose target-centre displacement exceeds this are tagged large_offset
 PREALIGN_DRIFT_PX = 15.0   # frames whose residual after first-frame pre-alignment exceeds this: prealign_drift
+MIN_FRAMES = 10            # shorter sequences leave no room for the challenge segments
+ASPECT_RANGE = (0.5, 1.6)  # target h / w
+MARGIN = (30, 24)          # px kept between the target's box and the RGB frame's border (x, y)
+MAX_SEQUENCE_BYTES = 4 * 2**30  # a sequence's frames are rendered in memory before they are written
 
 
 @dataclass
@@ -70,16 +80,30 @@ class SynthConfig:
     def __post_init__(self):
         if self.offset not in OFFSET_LEVELS:
             raise PMATrackError(f"offset must be one of {sorted(OFFSET_LEVELS)}, got {self.offset!r}")
-        if self.frames < 10:
-            raise PMATrackError(f"frames must be >= 10, got {self.frames}")
+        if self.frames < MIN_FRAMES:
+            raise PMATrackError(f"frames must be >= {MIN_FRAMES}, got {self.frames}")
         if self.challenges is not None:
             bad = set(self.challenges) - set(CHALLENGES)
             if bad:
                 raise PMATrackError(f"unknown challenge(s) {sorted(bad)}; known: {list(CHALLENGES)}")
-        for name in ("rgb_size", "tir_size"):
-            w, h = getattr(self, name)
-            if w < 64 or h < 48:
-                raise PMATrackError(f"{name} must be at least 64x48, got {w}x{h}")
+        (W, H), (w, h), (W_min, H_min) = self.rgb_size, self.tir_size, self.min_rgb_size()
+        if W < W_min or H < H_min:
+            raise PMATrackError(f"rgb_size must be at least {W_min}x{H_min} (room for a target of side up to "
+                                f"{self.target_side[1]:g} px and its margins), got {W}x{H}")
+        if w < 64 or h < 48:
+            raise PMATrackError(f"tir_size must be at least 64x48, got {w}x{h}")
+        need = self.frames * (W * H * 3 + w * h)
+        if need > MAX_SEQUENCE_BYTES:
+            raise PMATrackError(f"{self.frames} frames of {W}x{H} RGB and {w}x{h} TIR need {need / 2**30:.1f} GiB "
+                                f"in memory (at most {MAX_SEQUENCE_BYTES / 2**30:.0f}); "
+                                "use fewer frames or smaller images")
+
+    def min_rgb_size(self) -> tuple:
+        """Smallest RGB frame (W, H) that holds the largest target with its margins (see render_sequence)."""
+        side = self.target_side[1]
+        w = side / np.sqrt(ASPECT_RANGE[0])        # base w = side / sqrt(aspect)
+        h = side * np.sqrt(ASPECT_RANGE[1])        # base h = side * sqrt(aspect)
+        return int(np.ceil(2 * (MARGIN[0] + w))), int(np.ceil(2 * (MARGIN[1] + h)))
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -182,10 +206,10 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
 
     # --- sizes and motion
     side = rng.uniform(*cfg.target_side)
-    aspect = rng.uniform(0.5, 1.6)  # h / w
+    aspect = rng.uniform(*ASPECT_RANGE)  # h / w
     base = np.array([side / np.sqrt(aspect), side * np.sqrt(aspect)])
     scale_t = np.exp(0.25 * np.sin(2 * np.pi * np.arange(T) / rng.uniform(0.8 * T, 1.6 * T) + rng.uniform(0, 2 * np.pi)))
-    margin_x, margin_y = 30 + base[0], 24 + base[1]
+    margin_x, margin_y = MARGIN[0] + base[0], MARGIN[1] + base[1]
     bounds = (max(margin_x, W / 2 - 130), margin_y, min(W - margin_x, W / 2 + 130), H - margin_y)
     start = rng.uniform(bounds[:2], bounds[2:])
     centers = _path(rng, T, start, cfg.speed, bounds, fast=flags["fast_motion"])
@@ -353,24 +377,103 @@ def write_sequence(seq: dict, out_dir: str | Path, jpeg_quality: int = 85) -> Pa
     return out_dir
 
 
+# ----------------------------------------------------------------------------- generation records
+
+RECORD = "synth.json"
+
+
+def generation_record(**params) -> dict:
+    """The dataset-level record of a generated folder: ``params`` and the generator's version, as JSON values."""
+    from .. import __version__
+
+    return json.loads(json.dumps(dict(format="pmatrack-mini-synth/1", generator=f"pmatrack-mini {__version__}",
+                                      **params)))
+
+
+def _config_params(cfg: SynthConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k != "extra"}
+
+
+def dataset_record(sequences: int, cfg: SynthConfig, seed: int, prefix: str) -> dict:
+    return generation_record(sequences=sequences, seed=seed, prefix=prefix, **_config_params(cfg))
+
+
+def read_record(folder: str | Path) -> dict | None:
+    """The record of ``folder`` (None when it has none); a record that is not a JSON object is an error."""
+    path = Path(folder) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(errors="replace"))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise PMATrackError(f"{path}: unreadable generation record")
+    return record
+
+
+def record_differences(recorded: dict, asked: dict) -> list[str]:
+    """``["frames: recorded 100, asked 40", ...]`` for every parameter that differs."""
+    return [f"{k}: recorded {recorded.get(k)!r}, asked {asked.get(k)!r}"
+            for k in sorted(set(recorded) | set(asked)) if recorded.get(k) != asked.get(k)]
+
+
+def _listed(folder: Path) -> list[str]:
+    lst = folder / "list.txt"
+    return [n.strip() for n in lst.read_text(errors="replace").splitlines() if n.strip()] if lst.is_file() else []
+
+
+def _claim(out: Path, asked: dict, names: list[str], overwrite: bool) -> None:
+    """Make ``out`` ready to receive the set ``asked`` describes (sequence folders ``names``), or refuse.
+
+    Refused unless ``overwrite``: a folder whose record differs from ``asked`` (the message names each
+    differing parameter), or that holds sequences (a ``list.txt`` or one of ``names``) but no readable record.
+    Before anything is written the old record is removed, so an interrupted run leaves a folder without a
+    record (refused or regenerated next time), never one whose record describes other data; sequences that
+    an old record's list named and the new set does not are removed (they were generated too).
+    """
+    if out.exists() and not out.is_dir():
+        raise PMATrackError(f"{out}: exists and is not a folder")
+    try:
+        old = read_record(out)
+        differences = record_differences(old, asked) if old is not None else []
+        problem = f"{out} was generated with other parameters ({'; '.join(differences)})" if differences else ""
+    except PMATrackError as exc:
+        old, problem = None, str(exc)
+    if old is None and not problem and (_listed(out) or any((out / n).exists() for n in names)):
+        problem = f"{out} holds sequences but no {RECORD}, so the parameters they were made with are unknown"
+    if problem and not overwrite:
+        raise PMATrackError(f"{problem}; pass --overwrite to replace them, or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RECORD).unlink(missing_ok=True)
+    stale = [n for n in _listed(out) if n not in names] if old is not None else []
+    for name in stale:   # only plain names of folders that look generated (they hold a meta.json)
+        if Path(name).name == name and name not in (".", "..") and (out / name / "meta.json").is_file():
+            shutil.rmtree(out / name)
+
+
 def generate_dataset(out: str | Path, sequences: int, cfg: SynthConfig, seed: int = 0,
                      prefix: str | None = None, overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Render and write ``sequences`` sequences plus a ``list.txt``. Sequence i uses seed (seed, i)."""
+    """Render and write ``sequences`` sequences, a ``list.txt`` naming them and the record ``synth.json``.
+
+    Sequence i uses seed (seed, i). A folder already holding sequences made with other parameters (or of
+    unknown origin) is refused unless ``overwrite`` (see :func:`_claim`).
+    """
     from tqdm.auto import tqdm
 
+    if sequences < 1 or seed < 0:
+        raise PMATrackError(f"sequences must be >= 1 and seed >= 0, got {sequences} and {seed}")
     out = Path(out)
     prefix = prefix or f"synth_{cfg.offset}"
     names = [f"{prefix}_{seed:04d}_{i:03d}" for i in range(sequences)]
-    clash = [n for n in names if (out / n).exists()]
-    if clash and not overwrite:
-        raise PMATrackError(f"{out / clash[0]} exists; pass --overwrite to replace generated sequences")
-    out.mkdir(parents=True, exist_ok=True)
+    record = dataset_record(sequences, cfg, seed, prefix)
+    _claim(out, record, names, overwrite)
     paths = []
     for i, name in enumerate(tqdm(names, desc=f"synth {cfg.offset}", disable=not progress)):
         seq_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         paths.append(write_sequence(render_sequence(cfg, seq_seed), out / name, cfg.jpeg_quality))
-    listed = sorted({p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")})
-    write_text_atomic(out / "list.txt", "\n".join(listed) + "\n")
+    write_text_atomic(out / "list.txt", "\n".join(names) + "\n")
+    write_json_atomic(out / RECORD, record)
     return paths
 
 
@@ -385,26 +488,44 @@ SAMPLE_SET = (
 SAMPLE_FRAMES = 40
 
 
-def generate_samples(out: str | Path, frames: int = SAMPLE_FRAMES, progress: bool = True) -> list[Path]:
-    """Regenerate ``data_samples/`` (deterministic)."""
+def _sample_configs(frames: int) -> list:
+    return [(name, SynthConfig(frames=frames, offset=offset, challenges=challenges), seed)
+            for name, offset, challenges, seed in SAMPLE_SET]
+
+
+def samples_record(frames: int = SAMPLE_FRAMES) -> dict:
+    return generation_record(preset="samples", sequences=[dict(name=name, seed=seed, **_config_params(cfg))
+                                                          for name, cfg, seed in _sample_configs(frames)])
+
+
+def generate_samples(out: str | Path, frames: int = SAMPLE_FRAMES, progress: bool = True,
+                     overwrite: bool = False) -> list[Path]:
+    """Regenerate ``data_samples/`` (deterministic), with its record; another set in ``out`` is refused
+    unless ``overwrite``."""
     from tqdm.auto import tqdm
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    record = samples_record(frames)
+    _claim(out, record, [n for n, *_ in SAMPLE_SET], overwrite)
     paths = []
-    for name, offset, challenges, seed in tqdm(SAMPLE_SET, desc="samples", disable=not progress):
-        cfg = SynthConfig(frames=frames, offset=offset, challenges=challenges)
+    for name, cfg, seed in tqdm(_sample_configs(frames), desc="samples", disable=not progress):
         paths.append(write_sequence(render_sequence(cfg, seed), out / name, cfg.jpeg_quality))
     write_text_atomic(out / "list.txt", "\n".join(n for n, *_ in SAMPLE_SET) + "\n")
+    write_json_atomic(out / RECORD, record)
     return paths
 
 
 def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str, seed: int, progress: bool = True):
-    """Generate a synthetic set into ``folder`` unless it is already there (its ``list.txt``), then load it."""
+    """Load the synthetic set in ``folder``, generating it first unless its record says it was made with exactly
+    these parameters (a folder made with others, or without a record, is regenerated, never reused)."""
     from .dataset import load_dataset
 
     folder = Path(folder)
-    if not (folder / "list.txt").is_file():
-        generate_dataset(folder, sequences, SynthConfig(frames=frames, offset=offset), seed=seed, overwrite=True,
-                         progress=progress)
+    cfg = SynthConfig(frames=frames, offset=offset)
+    try:
+        current = read_record(folder) == dataset_record(sequences, cfg, seed, f"synth_{offset}")
+    except PMATrackError:
+        current = False
+    if not current:
+        generate_dataset(folder, sequences, cfg, seed=seed, overwrite=True, progress=progress)
     return load_dataset(folder)

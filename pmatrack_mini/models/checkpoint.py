@@ -54,8 +54,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle of arbitrary objects, not a torch file ...
         raise PMATrackError(f"{path}: not a readable checkpoint (truncated or foreign file): {type(exc).__name__}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
-        raise PMATrackError(f"{path}: not a pmatrack-mini checkpoint (no format tag / model state)")
+    if (not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("model"), dict)
+            or not isinstance(state.get("config"), dict) or not isinstance(state.get("step"), int)):
+        raise PMATrackError(f"{path}: not a pmatrack-mini checkpoint (no format tag, model state, config or step)")
     return state
 
 
