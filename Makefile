@@ -23,12 +23,13 @@ test: $(STAMP)
 	PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
-# 2 cores); bench_experts reuses its RGBT checkpoint.
+# 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
 	$(PY) benchmarks/sanity_table.py
-	$(PY) benchmarks/bench_experts.py
+	$(PY) benchmarks/bench_align.py
+	$(PY) benchmarks/reliability.py
 
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples

@@ -83,3 +83,23 @@ def expert_usage(errs: dict, routing: str, roles, names) -> dict:
 
 def _stats(v: np.ndarray) -> list:
     return [float(np.median(v)), float(np.percentile(v, 90))]
+
+
+@torch.no_grad()
+def stage_inputs(model, batch: dict, stage: int = 0, routing: str | None = None, device="cpu") -> tuple:
+    """What stage ``stage``'s experts read on ``batch``, and the network's output: (rgb, tir, out), with
+
+        rgb = (z_rgb, x_rgb), tir = (z_tir, x_tir seen through the stages before)   tokens (B, N, C) each
+
+    taken by a forward pre-hook on the stage's DMAE during one forward pass, so it is exactly what the network feeds
+    its experts (stage 0: the backbone's tokens after block ``align.layers[0]``). ``expert(rgb, tir)`` then gives
+    an expert's full output (response maps, volumes, U-Net levels), which the network's records leave out."""
+    model.eval()
+    seen = {}
+    hook = model.stages[stage].dmae.register_forward_pre_hook(lambda mod, args: seen.setdefault("args", args))
+    try:
+        out = model(*[batch[n].to(device) for n in ("z_rgb", "x_rgb", "z_tir", "x_tir")], routing=routing)
+    finally:
+        hook.remove()
+    rgb, tir = seen["args"][:2]
+    return rgb, tir, out
