@@ -147,6 +147,7 @@ class AlignConfig:
     lambda_p: float = 1.0            # parameter loss L_p (smooth L1, translation in feature cells)
     lambda_r: float = 0.5            # TRE response loss L_r (BCE)
     lambda_cost: float = 0.01        # CPESL cost penalty
+    router_warmup: float = 0.25      # first fraction of stage-2 steps: experts mixed uniformly, router not trained
 
     def __post_init__(self):
         self.stages, self.layers, self.experts = tuple(self.stages), tuple(self.layers), tuple(self.experts)
@@ -167,6 +168,7 @@ class AlignConfig:
         require_positive(self, "align", ("gumbel_tau", "router_channels", "router_hidden", "tcmda_heads",
                                          "tcmda_points"))
         require_nonnegative(self, "align", ("lambda_p", "lambda_r", "lambda_cost"))
+        require(0 <= self.router_warmup < 1, "align.router_warmup", self.router_warmup, "in [0, 1)")
 
     def layer_of(self, role: str) -> int:
         return self.layers[STAGE_ROLES.index(role)]
@@ -206,7 +208,7 @@ class TrainConfig:
     prealign: str = "first-frame"
     residual_mix: tuple = (0.2, 0.2, 0.3, 0.3)
     residual_small_px: float = 4.0    # RGB px, std of the small residual per axis
-    residual_large_px: float = 40.0   # RGB px, the large residual's length is uniform in [0, this]
+    residual_large_px: float = 50.0   # RGB px, the large residual's length is uniform in [0, this]
     residual_scale: float = 0.10      # the large residual's scale is within 1 +- this per axis
 
     def __post_init__(self):
@@ -266,7 +268,7 @@ PRESETS = {
 
 # Stage 2 (alignment) recipe on top of a preset: what changes when ``train.stage`` is 2.
 STAGE2_TRAIN = {
-    "cpu-mini": dict(stage=2, steps=1500, lr=5e-4, warmup_steps=50, prealign="mixture"),
+    "cpu-mini": dict(stage=2, steps=1500, lr=1e-3, warmup_steps=50, prealign="mixture"),
     "paper": dict(stage=2, steps=36000, lr=1e-4, warmup_steps=500, prealign="mixture"),
 }
 

@@ -164,9 +164,10 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
             raise PMATrackError(f"stage 2 supervises alignment with the exact homography; {missing[0]} has no "
                                 f"homography.txt (generated data has one)")
     sampler = PairSampler(sequences, cfg.model, cfg.train)
-    model = build_for_training(cfg).to(device)
+    net = build_for_training(cfg).to(device)
+    model = net
     if world > 1:
-        model = DDP(model, device_ids=[torch.device(device).index] if str(device).startswith("cuda") else None)
+        model = DDP(net, device_ids=[torch.device(device).index] if str(device).startswith("cuda") else None)
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     scaler = torch.amp.GradScaler("cuda") if amp and str(device).startswith("cuda") else None
@@ -194,6 +195,8 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
     t0, seen = time.perf_counter(), 0
     for step in bar:
         batch = sampler.batch(step, per_rank, seed=cfg.train.seed, rank=rank)
+        if cfg.train.stage == 2:
+            net.set_router_warmup(step < cfg.align.router_warmup * cfg.train.steps)
         stats = train_step(model, batch, optimizer, cfg, device, scaler=scaler, amp=amp)
         scheduler.step()
         seen += per_rank * world

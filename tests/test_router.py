@@ -90,6 +90,17 @@ def test_mixing_weights_rules_and_errors():
         mixing_weights(logits, NAMES, "hard", training=False)
 
 
+def test_router_warmup_mixes_uniformly_and_leaves_the_router_alone():
+    d = _dmae().train()
+    d.warmup = True
+    out = d(*_tokens(), "router")
+    assert torch.allclose(out["weights"], torch.full((6, 3), 1 / 3))
+    l_e = torch.stack([out["outputs"][n]["params"][:, 0] for n in NAMES], 1) ** 2
+    cpesl(out["weights"], l_e, d.costs, 1.0).backward()
+    assert all(p.grad is None for p in d.router.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in d.experts.parameters())
+
+
 def test_costs_are_measured_and_rise_tre_fme_dpe():
     macs = expert_cost_table(NAMES, 192, 8, 128, "scale")
     assert macs["tre"] < macs["fme"] < macs["dpe"]

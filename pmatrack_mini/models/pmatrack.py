@@ -116,6 +116,11 @@ class PMATrackNet(BaselineNet):
         out["H"], out["align"] = H, records
         return out
 
+    def set_router_warmup(self, active: bool) -> None:
+        """While active, training mixes each stage's experts uniformly and the routers do not learn."""
+        for stage in self.stages:
+            stage.dmae.warmup = active
+
     def trainable_parameters(self):
         """(alignment parameters, tracker parameters that train) for the optimiser's two groups."""
         align = [p for p in self.stages.parameters() if p.requires_grad]

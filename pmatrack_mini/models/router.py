@@ -17,7 +17,11 @@ places); an MLP maps them to one logit per expert.
 Routing (``align.routing``; the model returns per sample the weights, the router's probabilities and the choice):
 
 * training, ``router`` or ``soft``: Gumbel-softmax weights (temperature ``gumbel_tau``, soft): every expert runs
-  and the parameters are mixed, so every expert and the router get gradients;
+  and the parameters are mixed, so every expert and the router get gradients. During the first
+  ``align.router_warmup`` of the steps the weights are uniform instead and the router does not learn: untrained
+  experts all predict the identity, so their losses are equal and the cost term alone would drive the router to
+  the cheapest expert, where its softmax saturates and never recovers (seen here: routing collapsed to TRE at
+  every stage within 80 steps);
 * inference, ``router`` (default): hard arg-max per sample, no noise; the batch is grouped by choice and **only
   the chosen expert runs** on its samples (:func:`dispatch`), so cheap choices really cost less;
 * inference, ``soft``: softmax weights without noise, all experts run and are mixed;
@@ -56,7 +60,8 @@ class Router(nn.Module):
         return self.mlp(r.flatten(1))                                     # (B, E)
 
 
-def mixing_weights(logits: torch.Tensor, names: tuple, routing: str, training: bool, tau: float = 1.0):
+def mixing_weights(logits: torch.Tensor, names: tuple, routing: str, training: bool, tau: float = 1.0,
+                   warmup: bool = False):
     """Routing rule -> (weights (B, E), choice (B,) long or None when every expert runs).
 
     See the module docstring for the rules; ``choice`` is given for hard routing and single-expert modes."""
@@ -70,6 +75,8 @@ def mixing_weights(logits: torch.Tensor, names: tuple, routing: str, training: b
         raise PMATrackError(f"unknown routing {routing!r}; choose from router, soft, {', '.join(EXPERT_NAMES)}")
     if E == 1:
         return logits.new_ones(B, 1), torch.zeros(B, dtype=torch.long, device=logits.device)
+    if training and warmup:
+        return logits.new_full((B, E), 1.0 / E), None                     # uniform: the router waits
     if training:
         return F.gumbel_softmax(logits, tau=tau, hard=False, dim=-1), None
     if routing == "soft":
@@ -107,6 +114,7 @@ class DMAE(nn.Module):
         from ..profile import expert_cost_table
 
         self.names, self.tau = tuple(names), tau
+        self.warmup = False                    # set by the trainer during the router warm-up
         self.experts = nn.ModuleDict({n: build_expert(n, dim, grid, search_size, stage=role) for n in self.names})
         self.router = Router(dim, grid * grid, len(self.names), channels, hidden) if len(self.names) > 1 else None
         macs = expert_cost_table(self.names, dim, grid, search_size, role)
@@ -118,7 +126,7 @@ class DMAE(nn.Module):
         x_r, x_t = rgb[1], tir[1]
         B = x_r.shape[0]
         logits = self.router(x_r, x_t) if self.router is not None else x_r.new_zeros(B, 1)   # (B, E)
-        weights, choice = mixing_weights(logits, self.names, routing, self.training, self.tau)
+        weights, choice = mixing_weights(logits, self.names, routing, self.training, self.tau, self.warmup)
         outputs = {}
         if choice is not None and not self.training:
             params = dispatch(self.experts, self.names, choice, rgb, tir)              # chosen experts only
