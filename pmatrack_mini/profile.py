@@ -156,3 +156,34 @@ def expert_cost_table(names: tuple, dim: int, grid: int, search_size: int, stage
     with torch.random.fork_rng(devices=[]):
         experts = {n: build_expert(n, dim, grid, search_size, stage=stage) for n in names}
         return expert_costs(experts)
+
+
+def network_cost_table(model) -> dict:
+    """Where a tracking forward's MACs go (batch 1, fvcore): {"base": everything but the alignment experts,
+    "experts": [{expert: MACs per call} for each stage]}. A stage-2 network is counted with every expert running
+    (soft routing); a frame's MACs are then base + the experts it ran (:func:`frame_macs`)."""
+    m = model.cfg
+    with torch.random.fork_rng(devices=[]):
+        z = torch.rand(1, 3, m.template_size, m.template_size)
+        x = torch.rand(1, 3, m.search_size, m.search_size)
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        return dict(base=count_macs(model, (z, x, z, x))["total"], experts=[])
+    routing, model.routing = model.routing, "soft"
+    try:
+        c = count_macs(model, (z, x, z, x))
+    finally:
+        model.routing = routing
+    experts = [{n: c["by_module"].get(f"stages.{k}.dmae.experts.{n}", 0) for n in st.dmae.names}
+               for k, st in enumerate(stages)]
+    return dict(base=c["total"] - sum(sum(e.values()) for e in experts), experts=experts)
+
+
+def frame_macs(table: dict, records: list) -> int:
+    """MACs of one forward: the base plus each stage's experts that ran (the chosen one under hard routing,
+    every one under soft routing). ``records``: the network's ``align`` records (batch 1)."""
+    total = table["base"]
+    for costs, rec in zip(table["experts"], records):
+        ran = rec["names"] if rec["outputs"] else [rec["names"][int(rec["choice"][0])]]
+        total += sum(costs[n] for n in ran)
+    return int(total)

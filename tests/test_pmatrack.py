@@ -49,8 +49,8 @@ def test_untrained_stage2_tracks_exactly_as_stage1(stage1_ckpt, samples):
     load_stage1(m2, stage1_ckpt)
     seq = samples[3]                                      # large offset
     for prealign in ("first-frame", "none"):
-        b1, _ = track_sequence(Tracker(m1, cfg1, prealign=prealign), seq)
-        b2, _ = track_sequence(Tracker(m2, _stage2(stage1_ckpt), prealign=prealign), seq)
+        b1, _, _ = track_sequence(Tracker(m1, cfg1, prealign=prealign), seq)
+        b2, _, _ = track_sequence(Tracker(m2, _stage2(stage1_ckpt), prealign=prealign), seq)
         np.testing.assert_array_equal(b1, b2)
 
 
