@@ -6,7 +6,8 @@
     pmatrack-mini train --preset cpu-mini --data DIR [DIR ...] --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
     pmatrack-mini train --stage 2 --init RUN_DIR/final.pt --data DIR [DIR ...] --out RUN2 [--set align.experts=tre,fme]
     pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR [--prealign none|first-frame|oracle]
-                        [--routing router|soft|tre|fme|dpe]
+                        [--routing router|soft|tre|fme|dpe] [--tocu/--no-tocu]
+    pmatrack-mini profile --preset cpu-mini|paper [--stage 1|2] | --checkpoint CKPT [--routing ...] [--json F]
 
 Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback: argparse's own
 usage errors, the package's :class:`PMATrackError` (bad files, arguments, configs, checkpoints) and
@@ -154,11 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--list", default=None)
     r.set_defaults(func=cmd_reference)
 
+    from .profile_cli import add_cli as add_profile
     from .tracker import add_cli as add_track
     from .train import add_cli as add_train
 
     add_train(sub)
     add_track(sub)
+    add_profile(sub)
     return p
 
 

@@ -187,3 +187,97 @@ def frame_macs(table: dict, records: list) -> int:
         ran = rec["names"] if rec["outputs"] else [rec["names"][int(rec["choice"][0])]]
         total += sum(costs[n] for n in ran)
     return int(total)
+
+
+def component_macs(model, inputs: tuple, routings=("router", "soft", "tre", "fme", "dpe")) -> dict:
+    """MACs of one forward (fvcore) per routing mode, split by component:
+    {routing: {"total", "components": {"backbone", "head", "<role>.router", "<role>.<expert>", "<role>.tcmda",
+    "<role>.warp"}}}. A stage-1 tracker gives {"stage 1": {...}} with backbone and head only. Under ``router``
+    (hard routing) the experts counted are those the router chose for ``inputs``."""
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        c = count_macs(model, inputs)
+        mods = c["by_module"]
+        return {"stage 1": dict(total=c["total"], components={"backbone": mods.get("backbone", 0),
+                                                               "head": mods.get("head", 0)})}
+    out, routing = {}, model.routing
+    try:
+        for r in routings:
+            model.routing = r
+            c = count_macs(model, inputs)
+            mods = c["by_module"]
+            comp = {"backbone": mods.get("backbone", 0), "head": mods.get("head", 0)}
+            for k, role in enumerate(model.roles):
+                st = f"stages.{k}"
+                comp[f"{role}.router"] = mods.get(f"{st}.dmae.router", 0)
+                for n in stages[k].dmae.names:
+                    comp[f"{role}.{n}"] = mods.get(f"{st}.dmae.experts.{n}", 0)
+                comp[f"{role}.tcmda"] = mods.get(f"{st}.tcmda", 0)
+                comp[f"{role}.warp"] = mods.get(st, 0) - mods.get(f"{st}.dmae", 0) - mods.get(f"{st}.tcmda", 0)
+            out[r] = dict(total=c["total"], components=comp)
+    finally:
+        model.routing = routing
+    return out
+
+
+# ----------------------------------------------------------------------------- stage-2 networks: routing and cost
+
+
+class _Routed(torch.nn.Module):
+    """A stage-2 network called with a fixed routing mode (so that fvcore can trace one mode)."""
+
+    def __init__(self, net, routing: str):
+        super().__init__()
+        self.net, self.routing = net, routing
+
+    def forward(self, *inputs):
+        return self.net(*inputs, routing=self.routing)
+
+
+def routing_macs(model: torch.nn.Module, inputs: tuple, routings) -> dict:
+    """fvcore MACs of one forward pass of a stage-2 network (``models.pmatrack.PMATrackNet``) per routing mode:
+
+        {routing: {"total": int, "alignment": int (all stages: routers, experts, token warps, TCMDA),
+                   "experts": {role: {expert: int}}}}
+
+    At batch 1, hard routing (``router``) runs one expert per stage, ``soft`` runs them all, a named expert runs that
+    expert at every stage; an expert that did not run counts 0."""
+    out = {}
+    for r in routings:
+        macs = count_macs(_Routed(model, r).train(model.training), inputs)   # count_macs restores this mode
+        mods = {k.removeprefix("net").removeprefix("."): v for k, v in macs["by_module"].items()}
+        experts = {stage.role: {n: mods.get(f"stages.{k}.dmae.experts.{n}", 0) for n in stage.dmae.names}
+                   for k, stage in enumerate(model.stages)}
+        out[r] = dict(total=macs["total"], alignment=mods.get("stages", 0), experts=experts)
+    return out
+
+
+def mean_hard_routing_macs(table: dict, usage: dict) -> float:
+    """Expected MACs per frame under hard routing when stage ``role`` sends the fraction ``usage[role][e]`` of frames
+    to expert e (``alignment_metrics.expert_usage``): the network without its experts plus the usage-weighted MACs
+    of each expert, both read from ``table`` (:func:`routing_macs` with every expert's single-expert mode)."""
+    roles = list(usage)
+    first = next(iter(usage[roles[0]]))
+    fixed = table[first]["total"] - sum(table[first]["experts"][role][first] for role in roles)
+    return float(fixed + sum(frac * table[e]["experts"][role][e] for role in roles for e, frac in usage[role].items()))
+
+
+def expert_calls(model: torch.nn.Module, inputs: tuple, routing: str) -> dict:
+    """Which experts of a stage-2 network one forward pass runs, counted by forward hooks on the experts:
+    {role: {expert: [batch size of each call]}} (an expert nobody chose has an empty list)."""
+    calls, hooks = {}, []
+    for stage in model.stages:
+        calls[stage.role] = {n: [] for n in stage.dmae.names}
+        for n, expert in stage.dmae.experts.items():
+            hooks.append(expert.register_forward_hook(
+                lambda mod, args, out, c=calls[stage.role][n]: c.append(int(args[0][1].shape[0]))))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*inputs, routing=routing)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return calls
