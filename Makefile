@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo test test-fast bench clean samples notebooks
+.PHONY: install demo test test-fast bench clean samples notebooks book
 
 install: $(STAMP)
 
@@ -38,5 +38,9 @@ samples: $(STAMP)
 notebooks: $(STAMP)
 	PMATRACK_FAST=1 $(PY) tools/build_notebooks.py
 
+# Static HTML of the executed notebooks with an index page: book/index.html.
+book: $(STAMP)
+	$(PY) tools/build_book.py --out book
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs book

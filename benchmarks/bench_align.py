@@ -35,7 +35,7 @@ from pmatrack_mini.data.synth import cached_dataset
 from pmatrack_mini.evaluate import evaluate_predictions
 from pmatrack_mini.models import build_model, model_from_checkpoint
 from pmatrack_mini.models.checkpoint import checkpoint_config
-from pmatrack_mini.profile import count_macs, latency
+from pmatrack_mini.profile import component_macs, latency
 from pmatrack_mini.tracker import Tracker, track_dataset
 from pmatrack_mini.train import param_groups, train, train_step
 from pmatrack_mini.trained import STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED
@@ -66,26 +66,6 @@ def track_table(runs: dict, tests: dict) -> dict:
             table[row][lvl] = dict(PR=rep["PR"], NPR=rep["NPR"], SR=rep["SR"], fps=fps)
             print(f"  {row:<32} {lvl:<8} PR {pct(rep['PR'])} NPR {pct(rep['NPR'])} SR {pct(rep['SR'])} ({fps:.0f} FPS)")
     return table
-
-
-def macs_table(model, cfg, pair) -> dict:
-    """MACs per frame per routing mode, split by component."""
-    out = {}
-    for r in ROUTINGS:
-        model.routing = r
-        c = count_macs(model, pair)
-        mods = c["by_module"]
-        comp = {"backbone": mods.get("backbone", 0), "head": mods.get("head", 0)}
-        for k, role in enumerate(model.roles):
-            st = f"stages.{k}"
-            comp[f"{role}.router"] = mods.get(f"{st}.dmae.router", 0)
-            for n in model.stages[k].dmae.names:
-                comp[f"{role}.{n}"] = mods.get(f"{st}.dmae.experts.{n}", 0)
-            comp[f"{role}.tcmda"] = mods.get(f"{st}.tcmda", 0)
-            comp[f"{role}.warp"] = mods.get(st, 0) - mods.get(f"{st}.dmae", 0) - mods.get(f"{st}.tcmda", 0)
-        out[r] = dict(total=c["total"], components=comp)
-    model.routing = cfg.align.routing
-    return out
 
 
 def step_seconds(cfg, seqs, steps: int = 8) -> float:
@@ -162,8 +142,8 @@ def main(argv=None):
     # 5. MACs and speed
     b = PairSampler(tests["dynamic"], s2_cfg.model, eval_train, template_frame="first").batch(0, 1, seed=1)
     pair = (b["z_rgb"], b["x_rgb"], b["z_tir"], b["x_tir"])
-    macs = macs_table(s2_model, s2_cfg, pair)
-    macs["stage 1"] = dict(total=count_macs(s1_model, pair)["total"])
+    macs = component_macs(s2_model, pair, ROUTINGS)
+    macs.update(component_macs(s1_model, pair))
     with torch.no_grad():
         net_ms = {"stage 1": latency(lambda: s1_model(*pair)) * 1e3,
                   "stage 2 router": latency(lambda: s2_model(*pair, routing="router")) * 1e3,
