@@ -8,6 +8,7 @@
     pmatrack-mini track --checkpoint CKPT --dataset DIR --out RESULTS_DIR [--prealign none|first-frame|oracle]
                         [--routing router|soft|tre|fme|dpe] [--tocu/--no-tocu]
     pmatrack-mini profile --preset cpu-mini|paper [--stage 1|2] | --checkpoint CKPT [--routing ...] [--json F]
+    pmatrack-mini reproduce --table components|progressive|all --out DIR [--fast]
 
 Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback: argparse's own
 usage errors, the package's :class:`PMATrackError` (bad files, arguments, configs, checkpoints) and
@@ -156,12 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reference)
 
     from .profile_cli import add_cli as add_profile
+    from .reproduce import add_cli as add_reproduce
     from .tracker import add_cli as add_track
     from .train import add_cli as add_train
 
     add_train(sub)
     add_track(sub)
     add_profile(sub)
+    add_reproduce(sub)
     return p
 
 

@@ -56,6 +56,20 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from a file; anything else (missing, unreadable, not an object) is a PMATrackError."""
+    from .errors import PMATrackError
+
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError):
+        obj = None
+    if not isinstance(obj, dict):
+        raise PMATrackError(f"{path}: not a readable JSON object")
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 

@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import PMATrackError
 from ..geometry import (apply_homography, box_center, fit_box_homography, homography_from_params, resize_homography,
                         translation, warp_boxes)
-from ..utils import write_boxes, write_json_atomic, write_text_atomic
+from ..utils import read_json, write_boxes, write_json_atomic, write_text_atomic
 
 CHALLENGES = ("low_illumination", "thermal_crossover", "occlusion", "fast_motion")
 ATTRIBUTES = CHALLENGES + ("large_offset", "distractor", "prealign_drift")
@@ -404,12 +404,9 @@ def read_record(folder: str | Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text(errors="replace"))
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        raise PMATrackError(f"{path}: unreadable generation record")
-    return record
+        return read_json(path)
+    except PMATrackError:
+        raise PMATrackError(f"{path}: unreadable generation record") from None
 
 
 def record_differences(recorded: dict, asked: dict) -> list[str]:

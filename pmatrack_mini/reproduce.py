@@ -1,0 +1,247 @@
+"""``pmatrack-mini reproduce``: the paper's two ablation tables, regenerated on generated unaligned data.
+
+    pmatrack-mini reproduce --table components|progressive|all --out DIR [--fast]
+
+One command trains what the tables need, caches it in DIR (a rerun reuses it; a DIR made with another
+configuration is refused) and tracks held-out generated sets:
+
+* one stage-1 tracker shared by every row (aligned training data);
+* stage-2 networks on top of it (``VARIANTS``): experts {TRE}, {TRE, FME}, {TRE, FME, DPE}, and the progressive
+  variants centre only, centre + scale (the all-experts network is also centre + scale + refine);
+* held-out sets at offsets none, small (the LasHeR-Unaligned regime), large and dynamic (MUART244's regime).
+
+Rows (``COMPONENT_ROWS``, ``PROGRESSIVE_ROWS``) say which network runs under which pre-alignment, routing and TOCU.
+DIR/{components,progressive}.{md,json} hold PR / NPR / SR per level, MACs per frame, expert usage and TOCU's
+acceptance, the paper's numbers beside ours, and one line per ordering the paper claims: reproduced or not.
+``--fast`` runs the whole pipeline at a toy size (CI checks that it runs; its numbers mean nothing).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import get_config, stage2_config
+from .data.synth import cached_dataset
+from .errors import PMATrackError
+from .evaluate import evaluate_predictions
+from .models.checkpoint import checkpoint_config, model_from_checkpoint
+from .tocu import TOCUConfig
+from .tracker import Tracker, track_dataset
+from .utils import machine_info, read_json, write_json_atomic, write_text_atomic
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    stage1_steps: int = 800
+    stage2_steps: int = 400
+    batch_size: int = 32
+    train_sequences: int = 16            # per level
+    train_frames: int = 80
+    test_sequences: int = 16             # per level: one lost sequence moves PR by about 6 points / sequence count
+    test_frames: int = 100
+    levels: tuple = ("none", "small", "large", "dynamic")
+    seed: int = 0
+
+
+FAST = ReproduceConfig(stage1_steps=6, stage2_steps=3, batch_size=4, train_sequences=1, train_frames=20,
+                       test_sequences=1, test_frames=12, levels=("small", "dynamic"))
+
+VARIANTS = {                             # stage-2 networks: name -> align overrides
+    "tre": dict(experts=("tre",)),
+    "tre_fme": dict(experts=("tre", "fme")),
+    "all": {},
+    "center": dict(stages=("center",)),
+    "center_scale": dict(stages=("center", "scale")),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    network: str                         # "stage1" or a VARIANTS key
+    prealign: str
+    routing: str | None = None
+    tocu: bool = False
+    paper: tuple | None = None           # (LasHeR-UA PR, NPR, SR, MUART244 PR, NPR, SR, GFLOPs); None: not in the paper
+
+
+COMPONENT_ROWS = (
+    Row("Baseline", "stage1", "none", paper=(61.5, 56.4, 48.5, 58.7, 51.1, 42.1, 56.4)),
+    Row("Baseline + static pre-alignment", "stage1", "first-frame"),
+    Row("+TRE", "tre", "first-frame", "router", paper=(61.9, 56.4, 48.8, 59.3, 51.6, 42.5, 60.6)),
+    Row("+TRE +FME", "tre_fme", "first-frame", "soft", paper=(62.5, 56.9, 49.0, 59.9, 53.1, 43.6, 71.4)),
+    Row("+TRE +FME +DPE (soft, no TOCU)", "all", "first-frame", "soft",
+        paper=(63.2, 57.4, 49.5, 60.9, 54.4, 44.5, 81.4)),
+    Row("Full (hard routing + TOCU)", "all", "first-frame", "router", True,
+        paper=(64.4, 58.7, 50.6, 62.7, 55.9, 45.8, 72.6)),
+    Row("Oracle alignment (stage 1)", "stage1", "oracle"),
+)
+PROGRESSIVE_ROWS = (
+    Row("Baseline + static pre-alignment", "stage1", "first-frame", paper=(61.5, 56.4, 48.5, None, None, None, None)),
+    Row("Centre only", "center", "first-frame", "router", True, paper=(63.2, 57.8, 49.4, None, None, None, None)),
+    Row("Centre + scale", "center_scale", "first-frame", "router", True, paper=(63.6, 58.3, 49.4, None, None, None, None)),
+    Row("Centre + scale + refine", "all", "first-frame", "router", True, paper=(64.4, 58.7, 50.6, None, None, None, None)),
+)
+TABLES = {"components": COMPONENT_ROWS, "progressive": PROGRESSIVE_ROWS}
+# The paper's orderings, as (table, [row labels in the claimed increasing order], metric, level of ours)
+ORDERINGS = (
+    ("components", ["Baseline", "+TRE", "+TRE +FME", "+TRE +FME +DPE (soft, no TOCU)", "Full (hard routing + TOCU)"],
+     "PR", "small"),
+    ("components", ["Baseline", "+TRE", "+TRE +FME", "+TRE +FME +DPE (soft, no TOCU)", "Full (hard routing + TOCU)"],
+     "PR", "dynamic"),
+    ("progressive", ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"],
+     "PR", "small"),
+    ("progressive", ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"],
+     "PR", "dynamic"),
+)
+
+
+class Workspace:
+    """DIR: data, trained networks and results, keyed by the ReproduceConfig recorded in DIR/reproduce.json."""
+
+    def __init__(self, root: str | Path, rc: ReproduceConfig, progress: bool = True):
+        self.root, self.rc, self.progress = Path(root), rc, progress
+        record = self.root / "reproduce.json"
+        mine = dataclasses.asdict(rc)
+        mine["levels"] = list(rc.levels)
+        if record.is_file():
+            theirs = read_json(record).get("config")
+            if theirs != mine:
+                diff = sorted(k for k in mine if (theirs or {}).get(k) != mine[k])
+                raise PMATrackError(f"{self.root} holds a reproduction cache made with another configuration "
+                                    f"(differs in {diff}); use another --out or remove it")
+        else:
+            write_json_atomic(record, dict(config=mine))
+
+    def data(self, kind: str, level: str) -> list:
+        rc = self.rc
+        n, frames, seed = ((rc.train_sequences, rc.train_frames, 300) if kind == "train"
+                           else (rc.test_sequences, rc.test_frames, 9500))
+        seed += rc.seed + ["none", "small", "large", "dynamic"].index(level)
+        return cached_dataset(self.root / "data" / f"{kind}_{level}", n, frames, level, seed, progress=self.progress)
+
+    def stage1(self) -> Path:
+        from .train import train
+
+        run = self.root / "runs" / "stage1"
+        cfg = get_config("cpu-mini", train=dict(steps=self.rc.stage1_steps, batch_size=self.rc.batch_size,
+                                                seed=self.rc.seed, warmup_steps=min(50, self.rc.stage1_steps)))
+        train(cfg, self.data("train", "none"), run, progress=self.progress)
+        return run / "final.pt"
+
+    def stage2(self, variant: str) -> Path:
+        from .train import train
+
+        init = self.stage1()
+        run = self.root / "runs" / f"stage2_{variant}"
+        cfg = stage2_config(checkpoint_config(init), align=VARIANTS[variant],
+                            train=dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
+                                       seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps)))
+        data = [s for lvl in ("small", "large", "dynamic") for s in self.data("train", lvl)]
+        train(cfg, data, run, progress=self.progress)
+        return run / "final.pt"
+
+    def track_row(self, row: Row) -> dict:
+        """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}."""
+        ckpt = self.stage1() if row.network == "stage1" else self.stage2(row.network)
+        model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
+        tracker = Tracker(model, cfg, prealign=row.prealign, tocu=TOCUConfig() if row.tocu else None)
+        out = {}
+        for lvl in self.rc.levels:
+            seqs = self.data("test", lvl)
+            folder = self.root / "results" / slug(row.label) / lvl
+            preds, fps = track_dataset(tracker, seqs, folder, progress=False)
+            rep = evaluate_predictions(seqs, preds)
+            out[lvl] = dict(PR=rep["PR"], NPR=rep["NPR"], SR=rep["SR"], fps=fps, attributes=rep["attributes"],
+                            macs_per_frame=tracker.summary["macs_per_frame"],
+                            expert_usage=tracker.summary["expert_usage"], tocu=tracker.summary.get("tocu"))
+        return out
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
+
+
+def ordering_lines(table: str, results: dict) -> list[str]:
+    lines = []
+    for tab, labels, metric, level in ORDERINGS:
+        if tab != table or level not in next(iter(results.values())):
+            continue
+        vals = [results[lab][level][metric] for lab in labels]
+        ok = all(a < b for a, b in zip(vals, vals[1:]))            # strictly rising: a tie is no gain
+        lines.append(f"- {' < '.join(labels)} in {metric} at offset {level}: {'reproduced' if ok else 'NOT reproduced'}"
+                     f" ({' / '.join(f'{100 * v:.1f}' for v in vals)})")
+    return lines
+
+
+def write_table(ws: Workspace, table: str, results: dict, command: str, seconds: float) -> None:
+    rows, levels, info = TABLES[table], ws.rc.levels, machine_info()
+    L = [f"# The paper's {table} ablation, reproduced on generated data", "",
+         f"Command: `{command}`  ", f"Machine: {info['processor']} ({info['cpu_count']} cores), torch {info.get('torch')}; "
+         f"time for this call {seconds / 60:.1f} min (cached networks are reused).  ",
+         f"Size: {dataclasses.asdict(ws.rc)}", "",
+         "Ours: PR / NPR / SR (%) per offset level; MACs per frame on the dynamic set. The paper's numbers (LasHeR-"
+         "Unaligned, ViT-B) beside: small is our LasHeR-Unaligned regime, large / dynamic MUART244's.", "",
+         "| row | " + " | ".join(levels) + " | GMACs/frame | paper LasHeR-UA | paper MUART244 | paper GFLOPs |",
+         "|---|" + "---|" * (len(levels) + 4)]
+    for row in rows:
+        r = results[row.label]
+        cells = [f"{100 * r[l]['PR']:.1f} / {100 * r[l]['NPR']:.1f} / {100 * r[l]['SR']:.1f}" for l in levels]
+        p = row.paper or (None,) * 7
+        paper = [" / ".join(str(v) for v in p[:3]) if p[0] else "-",
+                 " / ".join(str(v) for v in p[3:6]) if p[3] else "-", str(p[6]) if p[6] else "-"]
+        macs = r[levels[-1]]["macs_per_frame"] / 1e9
+        L.append(f"| {row.label} | " + " | ".join(cells) + f" | {macs:.3f} | " + " | ".join(paper) + " |")
+    L += ["", "Expert usage (fraction of frames, last level) and TOCU acceptance:", ""]
+    for row in rows:
+        r = results[row.label][levels[-1]]
+        if r["expert_usage"]:
+            use = "; ".join(f"{role}: " + ", ".join(f"{e} {v:.2f}" for e, v in u.items())
+                            for role, u in r["expert_usage"].items())
+            t = r["tocu"]
+            L.append(f"- {row.label}: {use}" + (f"; TOCU accepted {t['acceptance_per_frame']:.2f} of frames" if t else ""))
+    L += ["", "Orderings the paper claims:", ""] + ordering_lines(table, results)
+    write_text_atomic(ws.root / f"{table}.md", "\n".join(L) + "\n")
+    write_json_atomic(ws.root / f"{table}.json", dict(command=command, machine=info, seconds=seconds,
+                                                       config=dataclasses.asdict(ws.rc),
+                                                       rows={row.label: dict(result=results[row.label],
+                                                                             paper=row.paper) for row in rows}))
+
+
+def reproduce(table: str, out: str | Path, fast: bool = False, progress: bool = True, command: str = "") -> dict:
+    """Build (or reuse) everything ``table`` (components | progressive | all) needs; write its files."""
+    if table not in ("components", "progressive", "all"):
+        raise PMATrackError(f"--table must be components, progressive or all, got {table!r}")
+    ws = Workspace(out, FAST if fast else ReproduceConfig(), progress)
+    tables = list(TABLES) if table == "all" else [table]
+    done: dict = {}
+    for name in tables:
+        t0 = time.perf_counter()
+        results = {}
+        for row in TABLES[name]:
+            key = (row.network, row.prealign, row.routing, row.tocu)
+            if key not in done:
+                done[key] = ws.track_row(row)
+            results[row.label] = done[key]
+        write_table(ws, name, results, command, time.perf_counter() - t0)
+    return done
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("reproduce", help="regenerate the paper's ablation tables on generated data")
+    p.add_argument("--table", choices=["components", "progressive", "all"], default="all")
+    p.add_argument("--out", required=True, help="cache and results folder (reused by a rerun)")
+    p.add_argument("--fast", action="store_true", help="toy size: checks the pipeline, not the numbers")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args) -> None:
+    command = "pmatrack-mini " + " ".join(sys.argv[1:]) if sys.argv and "reproduce" in sys.argv else \
+        f"pmatrack-mini reproduce --table {args.table} --out {args.out}" + (" --fast" if args.fast else "")
+    reproduce(args.table, args.out, args.fast, progress=not args.quiet, command=command)
+    for name in (["components", "progressive"] if args.table == "all" else [args.table]):
+        print((Path(args.out) / f"{name}.md").read_text())
