@@ -122,7 +122,9 @@ def pretrained_summary(report: dict) -> str:
 def train_step(model, batch: dict, optimizer, cfg: Config, device, scaler=None, amp: bool = False):
     """One optimisation step. Returns stats (floats). Under DDP, gradients are averaged over ranks."""
     model.train()
-    b = {k: v.to(device, non_blocking=True) for k, v in batch.items() if v.is_floating_point()}
+    b = {k: v.to(device, non_blocking=True) for k, v in batch.items()
+         if v.is_floating_point() or v.dtype == torch.uint8}                     # images, boxes, homographies
+    b = {k: v.float().div_(255.0) if v.dtype == torch.uint8 else v for k, v in b.items()}   # loader's uint8 images
     dev_type = torch.device(device).type
     with torch.autocast(dev_type, enabled=amp, dtype=torch.float16 if dev_type == "cuda" else torch.bfloat16):
         out = model(b["z_rgb"], b["x_rgb"], b["z_tir"], b["x_tir"])

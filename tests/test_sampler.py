@@ -91,7 +91,10 @@ def test_loader_batches_are_the_same_for_any_number_of_workers(samples):
 
     cfg = get_config("cpu-mini", stage=2)
     seqs = list(samples.values())
-    expected = [PairSampler(seqs, cfg.model, cfg.train).batch(step, 2, seed=0, rank=1) for step in (5, 6, 7)]
+    sampler = PairSampler(seqs, cfg.model, cfg.train)
+    expected = [sampler.batch(step, 2, seed=0, rank=1, float_images=False) for step in (5, 6, 7)]
+    assert expected[0]["x_rgb"].dtype == torch.uint8
+    assert torch.equal(expected[0]["x_rgb"].float() / 255, sampler.batch(5, 2, seed=0, rank=1)["x_rgb"])
     for workers in (0, 2):
         got = list(batch_loader(seqs, cfg.model, merge(cfg.train, dict(num_workers=workers)), 5, 8, 2, rank=1))
         assert len(got) == 3

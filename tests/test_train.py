@@ -138,7 +138,8 @@ def _ddp_worker(rank, world, port, result_file, root):
     full = train(stage1, data, root / "full", progress=False)["model"].module
     train(stage1, data, root / "part", stop_after=2, progress=False)
     resumed = train(stage1, data, root / "part", progress=False)["model"].module
-    checks.update(resumed=differing(full.state_dict(), resumed.state_dict()) == [], replicas=same_on_every_rank(resumed))
+    checks.update(resumed=differing(full.state_dict(), resumed.state_dict()) == [],
+                  replicas=same_on_every_rank(resumed))
     # stage 2 trained with one named expert: the routers and other experts never get a gradient (frozen); DDP
     # would stop at the second step if a trainable parameter got none
     _, stage2 = tiny_configs(root / "full" / "final.pt")
