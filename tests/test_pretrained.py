@@ -48,8 +48,9 @@ def test_ostrack_weights_from_safetensors(tmp_path):
     other = build_model(get_config("cpu-mini", model=TINY))
     flat = {"backbone." + k: v for k, v in other.backbone.state_dict().items() if k != "modality_embed"}
     flat["box_head.conv1_ctr.0.weight"] = torch.zeros(8, 128, 3, 3)
-    save_file(flat, tmp_path / "ostrack.safetensors")
-    model, report = initial_network(get_config("cpu-mini", model=dict(TINY, pretrained=str(tmp_path / "ostrack.safetensors"))))
+    path = tmp_path / "ostrack.safetensors"
+    save_file(flat, path)
+    model, report = initial_network(get_config("cpu-mini", model=dict(TINY, pretrained=str(path))))
     assert torch.equal(model.backbone.pos_embed_x, other.backbone.pos_embed_x)
     assert report["unused"] == ["box_head.conv1_ctr.0.weight"] and report["missing"] == ["modality_embed"]
 
@@ -89,8 +90,8 @@ class _Settings:    # a training checkpoint that pickles objects: weights_only l
     ("unrelated", "no tensor maps onto the backbone"),
     ("narrow", "checkpoint width 32 != model width 64"),
     ("patch8", "has shape (64, 3, 8, 8), this backbone (64, 3, 16, 16)"),
-    ("pickled", "pickled objects besides tensors"),
-    ("text", "not a readable weights file"),
+    ("pickled", "holds pickled objects besides tensors"),
+    ("text", "not a readable weights file (truncated, or not a torch / safetensors file"),
 ])
 def test_bad_pretrained_files_are_clear_errors(tmp_path, capsys, kind, message):
     path = _write(kind, tmp_path)

@@ -128,10 +128,10 @@ def read_weights(path) -> dict:
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PMATrackError(f"{path}: not a readable weights file ({type(exc).__name__}; a file holding pickled "
-                            f"objects besides tensors, as some training checkpoints do, must be reduced to its "
-                            f"state dict first)") from None
+    except Exception as exc:   # truncated, not a torch / safetensors file, or pickled objects weights_only refuses
+        hint = ("it holds pickled objects besides tensors, as some training checkpoints do: save its state dict "
+                "alone first" if "allowed global" in str(exc) else "truncated, or not a torch / safetensors file")
+        raise PMATrackError(f"{path}: not a readable weights file ({hint}; {type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise PMATrackError(f"{path}: not a state dict (a mapping of names to tensors), got {type(state).__name__}")
     return state
