@@ -2,7 +2,7 @@
 
 * ``build_model(cfg)``: ``train.stage`` 1 -> the stage-1 tracker (``BaselineNet``); 2 -> ``PMATrackNet``.
 * Checkpoints (``save_checkpoint``) hold a format tag, the whole config, the step, the weights and, for resuming,
-  the optimiser / scheduler / GradScaler states and the random states of every rank (``train.run_state``);
+  the optimiser / scheduler / GradScaler states and every rank's random states (``resume.checkpoint_extras``);
   ``model_from_checkpoint`` rebuilds whichever network a file holds from the file alone (as pytracking stores the
   constructor arguments).
 * ``load_stage1(model, path)`` puts a stage-1 tracker's weights into a stage-2 network (stage 2's ``--init``).
@@ -40,8 +40,8 @@ def save_checkpoint(path, model, cfg: Config, step: int, optimizer=None, schedul
     """Write atomically (a temporary file renamed onto ``path``): a reader never sees a half-written checkpoint,
     and a process killed while writing leaves the previous file intact.
 
-    ``resume`` adds what resuming needs beyond the optimiser and scheduler (``train.run_state``: ``rng``, one
-    random state per rank; ``scaler``; ``run``, how the run was carried out). Without it the file holds this
+    ``resume`` adds what resuming needs beyond the optimiser and scheduler (``resume.checkpoint_extras``: ``rng``,
+    one random state per rank; ``scaler``; ``run``, how the run was carried out). Without it the file holds this
     process's CPU random state."""
     net = getattr(model, "module", model)   # unwrap DistributedDataParallel
     state = dict(format=FORMAT, config=cfg.to_dict(), step=step, model=net.state_dict(),
