@@ -39,7 +39,8 @@ from .data.sampler import batch_loader
 from .distributed import barrier, setup_distributed, shutdown, wrap
 from .errors import PMATrackError
 from .losses import alignment_loss, tracking_loss
-from .models.checkpoint import build_model, checkpoint_config, load_pretrained, load_stage1, save_checkpoint
+from .models.checkpoint import (build_model, checkpoint_config, load_pretrained, load_stage1, pretrained_summary,
+                                save_checkpoint)
 from .resume import checkpoint_extras, make_scaler, open_run, rank_stream, restore
 from .utils import atomic_path, check_device, leftover_temporaries, set_seed
 
@@ -72,10 +73,22 @@ def lr_lambda(cfg: Config):
     return f
 
 
+def as_float32(obj):
+    """Floating tensors in (nested dicts / lists / tuples of) ``obj`` in float32: the losses, homography inverses
+    included, run in full precision whatever autocast produced."""
+    if torch.is_tensor(obj):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, dict):
+        return {k: as_float32(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(as_float32(v) for v in obj)
+    return obj
+
+
 def compute_loss(out: dict, batch: dict, cfg: Config):
     """L_track, plus the alignment losses in stage 2. Returns (loss, stats of floats)."""
     t = cfg.train
-    out = {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
+    out = as_float32(out)
     loss, stats = tracking_loss(out, batch["box"], (t.giou_weight, t.l1_weight, t.focal_weight))
     if t.stage == 2:
         l_align, s_align = alignment_loss(out["align"], batch, cfg)
@@ -110,13 +123,6 @@ def initial_network(cfg: Config, load_init: bool = True):
 def build_for_training(cfg: Config):
     """The network to train with its initial weights (:func:`initial_network` without the report)."""
     return initial_network(cfg)[0]
-
-
-def pretrained_summary(report: dict) -> str:
-    def some(keys):
-        return f"{len(keys)}" + (f" ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})" if keys else "")
-    return (f"pretrained {report['path']}: {report['loaded']} tensors loaded; missing {some(report['missing'])}; "
-            f"unexpected {some(report['unexpected'])}; not used from the file {some(report['unused'])}")
 
 
 def train_step(model, batch: dict, optimizer, cfg: Config, device, scaler=None, amp: bool = False):

@@ -84,6 +84,8 @@ def test_stage2_step_trains_the_stages_only(stage1_ckpt, samples):
     assert changed and all(k.startswith("stages.") for k in changed)           # BN statistics of the head included
     assert any(".tcmda." in k for k in changed) and any(".dmae.router." in k for k in changed)
     assert {"l_p", "l_r", "l_cpesl", "err_before", "err_2_refine"} <= set(stats)
+    # mixed precision (bf16 on CPU): the alignment losses invert homographies, which needs float32
+    assert np.isfinite(train_step(net, batch, opt, cfg, "cpu", amp=True)["loss"])
 
 
 @pytest.mark.parametrize("align", [dict(), dict(routing="tre"), dict(experts=("fme",)),

@@ -162,3 +162,11 @@ def load_pretrained(model, path) -> dict:
     missing, unexpected = backbone.load_state_dict(mapped, strict=False)
     return dict(path=str(path), loaded=len(mapped) - len(unexpected), missing=list(missing),
                 unexpected=list(unexpected), unused=unmapped_keys(state))
+
+
+def pretrained_summary(report: dict) -> str:
+    """One line for the log: :func:`load_pretrained`'s counts, with the first few names of each kind."""
+    def some(keys):
+        return f"{len(keys)}" + (f" ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})" if keys else "")
+    return (f"pretrained {report['path']}: {report['loaded']} tensors loaded; missing {some(report['missing'])}; "
+            f"unexpected {some(report['unexpected'])}; not used from the file {some(report['unused'])}")
