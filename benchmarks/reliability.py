@@ -2,7 +2,7 @@
 
     python benchmarks/reliability.py [--seed 0] [--random 6] [--out results/reliability]
 
-Interfaces: synth, eval, reference, train, track, train-experts, and config overrides (``train --set KEY=VALUE``
+Interfaces: synth, eval, reference, train, train --stage 2, track, and config overrides (``train --set KEY=VALUE``
 with a value of the wrong type for every field of every config section, found by walking the dataclasses, so a
 new section is covered without a change here). Every case is a bad input; its outcome is one of
 
@@ -10,11 +10,16 @@ new section is covered without a change here). Every case is a bad input; its ou
 * unclear error: a non-zero exit status without a traceback, but not in that form (argparse's usage block);
 * traceback:     an exception escaped ``main``;
 * wrong output:  exit status 0 (the bad input was accepted), or files were left behind by the failed command
-  (a partial output).
+  (a partial output) other than those the command documents keeping (``track`` keeps the sequences it finished
+  before a later one failed, and says so in its error).
 
 Hand-written cases cover each documented rule; ``--random`` seeded cases per interface add garbled values.
 Training and tracking cases use a tiny model (width 64, depth 1) and one-step runs, so the whole battery takes
-about a minute on 2 CPU cores. Interrupted runs are not part of this battery.
+about a minute on 2 CPU cores.
+
+Interrupted runs are checked apart (``pmatrack_mini.resume_check``): a tiny stage-1 tracker and a stage-2 network on
+it, stopped and resumed, resumed with other operational settings, killed while writing a checkpoint and resumed;
+each outcome says whether the final weights equal those of an uninterrupted run.
 
 Writes ``OUT.md`` and ``OUT.json``: command, machine, commit, time, counts per interface, and every case that
 did not end in a clear error (temporary paths shown as ``<tmp>``).
@@ -39,14 +44,15 @@ import numpy as np
 import torch
 
 from pmatrack_mini.cli import main as cli_main
-from pmatrack_mini.config import Config, get_config
+from pmatrack_mini.config import Config, get_config, merge, stage2_config
 from pmatrack_mini.data.synth import SynthConfig, generate_dataset
 from pmatrack_mini.models import build_model
 from pmatrack_mini.models import save_checkpoint
+from pmatrack_mini.resume_check import interrupted_cases
 from pmatrack_mini.utils import machine_info, write_boxes, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-INTERFACES = ("synth", "eval", "reference", "train", "track", "train-experts", "config overrides")
+INTERFACES = ("synth", "eval", "reference", "train", "train --stage 2", "track", "config overrides")
 OUTCOMES = ("clear error", "unclear error", "traceback", "wrong output")
 # A device this machine does not have: CUDA itself without a GPU, else an index past the last GPU.
 MISSING_DEVICE = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
@@ -60,6 +66,7 @@ class Case:
     name: str
     argv: list                      # with {placeholders}: {ws} the case's own folder, {shared} the shared inputs
     setup: object = None            # callable(ws: Path, shared: Path) preparing broken inputs in ws
+    keeps: tuple = ()               # files (relative to ws) the command documents keeping when it fails
 
 
 # ----------------------------------------------------------------------------- broken inputs
@@ -146,6 +153,17 @@ def prepare_shared(shared: Path) -> None:
         save_checkpoint(shared / name, build_model(cfg), cfg, step=0)
     other = get_config("cpu-mini", model=tiny, train=dict(steps=1, lr=1e-3))
     save_checkpoint(shared / "other_run" / "last.pt", build_model(other), other, step=1)
+    # stage 2: a stage-1 tracker deep enough for three stages, a stage-2 file, a stage-2 run on a wider tracker
+    s1 = get_config("cpu-mini", model=dict(tiny, depth=3))
+    save_checkpoint(shared / "s1.pt", build_model(s1), s1, step=0)
+    s1_rgb = merge(s1, dict(model=dict(modalities="rgb")))
+    save_checkpoint(shared / "s1_rgb.pt", build_model(s1_rgb), s1_rgb, step=0)
+    s2 = stage2_config(s1, align=STAGE2_ALIGN, train=dict(init=str(shared / "s1.pt")))
+    save_checkpoint(shared / "s2.pt", build_model(s2), s2, step=0)
+    wide = stage2_config(merge(s1, dict(model=dict(embed_dim=128))), align=STAGE2_ALIGN,
+                         train=dict(steps=1, batch_size=2))
+    save_checkpoint(shared / "wide_run" / "last.pt", build_model(wide), wide, step=0)
+    torch.save({"model": {"encoder.weight": torch.zeros(3)}}, shared / "unrelated_weights.pth")
 
 
 # ----------------------------------------------------------------------------- the battery
@@ -164,6 +182,20 @@ def _train(sets: dict | None = None, drop=(), **options) -> list:
     return _with(base, **options) + ["--set"] + [f"{k}={v}" for k, v in merged.items()]
 
 
+STAGE2_ALIGN = {"layers": (0, 1, 2), "tcmda_heads": 2, "tcmda_points": 2}
+
+
+def _stage2(sets: dict | None = None, drop=(), **options) -> list:
+    """A one-step stage-2 training on the tiny depth-3 tracker ``s1.pt``, --set overrides ``sets`` added."""
+    merged = {"train.steps": "1", "train.batch_size": "2", "align.layers": "0,1,2", "align.tcmda_heads": "2",
+              "align.tcmda_points": "2"}
+    merged = {k: v for k, v in merged.items() if k not in drop}
+    merged.update(sets or {})
+    base = ["train", "--stage", "2", "--init", "{shared}/s1.pt", "--data", "{shared}/samples", "--out", "{ws}/run",
+            "--quiet"]
+    return _with(base, **options) + ["--set"] + [f"{k}={v}" for k, v in merged.items()]
+
+
 def hand_cases() -> list[Case]:
     C = Case
     synth = ["synth", "{ws}/out", "--quiet", "--sequences", "1", "--frames", "10"]
@@ -172,8 +204,6 @@ def hand_cases() -> list[Case]:
            "--list", "{shared}/one.txt"]
     track = ["track", "--checkpoint", "{shared}/tiny.pt", "--dataset", "{shared}/samples", "--list", "{shared}/one.txt",
              "--out", "{ws}/res", "--quiet"]
-    experts = ["train-experts", "--backbone", "{shared}/tiny.pt", "--data", "{shared}/samples", "--out", "{ws}/out",
-               "--quiet", "--steps", "1", "--layer", "0"]
     made_otherwise = lambda ws, shared: generate_dataset(ws / "out", 1, SynthConfig(frames=10), seed=5, progress=False)
     cases = [
         C("synth", "--sequences -1", _with(synth, sequences="-1")),
@@ -280,23 +310,50 @@ def hand_cases() -> list[Case]:
         C("track", "--out is a file", _with(track, out="{shared}/afile")),
         C("track", "2nd sequence has an unreadable frame", _with(track, dataset="{ws}/data", list="{ws}/data/list.txt"),
           lambda ws, shared: (copy_sequences(shared, ws / "data", ("small_occlusion", "none_lowlight")),
-                              (ws / "data" / "none_lowlight" / "visible" / "v000005.jpg").write_bytes(b"no"))),
-        C("train-experts", "backbone missing", _with(experts, backbone="{ws}/nope.pt")),
-        C("train-experts", "backbone truncated", _with(experts, backbone="{ws}/c.pt"),
+                              (ws / "data" / "none_lowlight" / "visible" / "v000005.jpg").write_bytes(b"no")),
+          keeps=("res", "res/small_occlusion.txt")),
+        C("train", "--set model.pretrained=missing file", _train({"model.pretrained": "{ws}/nope.pth"})),
+        C("train", "--set model.pretrained=a text file", _train({"model.pretrained": "{shared}/afile"})),
+        C("train", "--set model.pretrained=weights that map onto nothing",
+          _train({"model.pretrained": "{shared}/unrelated_weights.pth"})),
+        C("train", "--set model.pretrained=a truncated checkpoint", _train({"model.pretrained": "{ws}/c.pt"}),
           lambda ws, shared: write_file("c.pt", (shared / "tiny.pt").read_bytes()[:5000])(ws, shared)),
-        C("train-experts", "backbone of another format", _with(experts, backbone="{ws}/c.pt"),
+        C("train", "--init without --stage 2", _train(init="{shared}/s1.pt")),
+        C("train --stage 2", "no --init", [a for a in _stage2() if a not in ("--init", "{shared}/s1.pt")]),
+        C("train --stage 2", "--init missing", _stage2(init="{ws}/nope.pt")),
+        C("train --stage 2", "--init truncated", _stage2(init="{ws}/c.pt"),
+          lambda ws, shared: write_file("c.pt", (shared / "s1.pt").read_bytes()[:5000])(ws, shared)),
+        C("train --stage 2", "--init of another trainer", _stage2(init="{ws}/c.pt"),
+          torch_file("c.pt", {"state_dict": {"w": torch.zeros(2)}})),
+        C("train --stage 2", "--init of another format", _stage2(init="{ws}/c.pt"),
           torch_file("c.pt", {"format": "pmatrack-mini-experts/1", "experts": {}})),
-        C("train-experts", "RGB-only backbone", _with(experts, backbone="{shared}/tiny_rgb.pt")),
-        C("train-experts", "--steps 0", _with(experts, steps="0")),
-        C("train-experts", "--steps -1", _with(experts, steps="-1")),
-        C("train-experts", "--steps abc", _with(experts, steps="abc")),
-        C("train-experts", "--layer 99", _with(experts, layer="99")),
-        C("train-experts", "--layer -1", _with(experts, layer="-1")),
-        C("train-experts", "--seed -1", _with(experts, seed="-1")),
-        C("train-experts", "--experts xyz", _with(experts, experts="xyz")),
-        C("train-experts", "--data missing", _with(experts, data="{ws}/nope")),
-        C("train-experts", "--data without homography.txt", _with(experts, data="{ws}/data"),
+        C("train --stage 2", "--init is a stage-2 checkpoint", _stage2(init="{shared}/s2.pt")),
+        C("train --stage 2", "--init is an RGB-only tracker", _stage2(init="{shared}/s1_rgb.pt")),
+        C("train --stage 2", "--init too shallow for align.layers (depth 1)", _stage2(init="{shared}/tiny.pt")),
+        C("train --stage 2", "--out holds a stage-2 run on a tracker of another size", _stage2(),
+          lambda ws, shared: shutil.copytree(shared / "wide_run", ws / "run")),
+        C("train --stage 2", "--set model.depth=2 (the tracker comes from --init)", _stage2({"model.depth": "2"})),
+        C("train --stage 2", "--set model.pretrained=x.pth (the tracker comes from --init)",
+          _stage2({"model.pretrained": "x.pth"})),
+        C("train --stage 2", "--preset paper (--init is cpu-mini)", _stage2(preset="paper")),
+        C("train --stage 2", "--set align.experts=tre,xyz", _stage2({"align.experts": "tre,xyz"})),
+        C("train --stage 2", "--set align.experts=tre,tre", _stage2({"align.experts": "tre,tre"})),
+        C("train --stage 2", "--set align.experts= (none)", _stage2({"align.experts": ","})),
+        C("train --stage 2", "--set align.stages=refine,center", _stage2({"align.stages": "refine,center"})),
+        C("train --stage 2", "--set align.stages=middle", _stage2({"align.stages": "middle"})),
+        C("train --stage 2", "--set align.layers=0,1,7 (outside the backbone)", _stage2({"align.layers": "0,1,7"})),
+        C("train --stage 2", "--set align.layers=-1,0,1", _stage2({"align.layers": "-1,0,1"})),
+        C("train --stage 2", "--set align.layers=2,1,0", _stage2({"align.layers": "2,1,0"})),
+        C("train --stage 2", "--set align.layers=0,1", _stage2({"align.layers": "0,1"})),
+        C("train --stage 2", "--set align.routing=dpe with experts tre,fme",
+          _stage2({"align.routing": "dpe", "align.experts": "tre,fme"})),
+        C("train --stage 2", "--set train.prealign=oracle", _stage2({"train.prealign": "oracle"})),
+        C("train --stage 2", "--data without homography.txt", _stage2(data="{ws}/data"),
           broken_dataset(lambda s: (s / "homography.txt").unlink())),
+        C("track", "--prealign oracle without homography.txt",
+          _with(track, dataset="{ws}/data", list="{ws}/data/list.txt", prealign="oracle"),
+          broken_dataset(lambda s: (s / "homography.txt").unlink())),
+        C("track", "--routing dpe with a stage-1 checkpoint", _with(track, routing="dpe")),
     ]
     for what, edit in DATASET_BREAKS.items():
         cases.append(C("eval", f"dataset: {what}", _with(ev, dataset="{ws}/data", list="{ws}/data/list.txt",
@@ -348,9 +405,7 @@ def random_cases(rng: np.random.Generator, n: int) -> list[Case]:
             Case("track", f"random checkpoint bytes #{i}", ["track", "--checkpoint", "{ws}/c.pt", "--dataset",
                                                             "{shared}/samples", "--out", "{ws}/res", "--quiet"],
                  write_file("c.pt", rng.bytes(int(rng.integers(0, 2000))))),
-            Case("train-experts", f"random --layer {g!r}", ["train-experts", "--backbone", "{shared}/tiny.pt", "--data",
-                                                            "{shared}/samples", "--out", "{ws}/out", "--quiet",
-                                                            "--steps", "1", "--layer", g]),
+            Case("train --stage 2", f"random --set align.experts={g!r}", _stage2({"align.experts": g})),
         ]
     for key, annotation in _fields(Config()):
         kinds = [k.strip().split("[")[0] for k in annotation.split("|")]
@@ -390,16 +445,20 @@ def run_case(case: Case, root: Path, k: int) -> dict:
     after = snapshot(root)
     changed = sorted(set(before) ^ set(after) | {p for p in before.keys() & after.keys() if before[p] != after[p]})
     stderr = err.getvalue().strip().replace(str(root), "<tmp>")
+    documented = {Path(ws.relative_to(root), k) for k in ("",) + case.keeps} if case.keeps else set()
+    left = [c for c in changed if Path(c) not in documented]          # kept results the error reports are fine
     if escaped is not None:
         outcome = "traceback"
         frame = traceback.extract_tb(escaped.__traceback__)[-1]
         detail = f"{type(escaped).__name__}: {escaped} (at {Path(frame.filename).name}:{frame.lineno})"
     elif code == 0:
         outcome, detail = "wrong output", "exit 0: the bad input was accepted"
-    elif changed:
+    elif left or (changed and "kept" not in stderr):
         outcome, detail = "wrong output", f"exit {code}; left behind: {changed[:4]}"
     elif code == 2 and stderr.startswith("error:"):
         outcome, detail = "clear error", stderr.splitlines()[0]
+        if changed:
+            detail += f" [kept, as documented: {', '.join(case.keeps)}]"
     else:
         outcome, detail = "unclear error", f"exit {code}; stderr: {stderr[-200:]!r}"
     return dict(interface=case.interface, case=case.name, argv=case.argv, outcome=outcome,
@@ -417,11 +476,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_report(rows: list, out: Path, header: dict) -> None:
+def write_report(rows: list, interrupted: list, out: Path, header: dict) -> None:
     counts = {i: Counter(r["outcome"] for r in rows if r["interface"] == i) for i in INTERFACES}
     total = Counter(r["outcome"] for r in rows)
     write_json_atomic(out.with_suffix(".json"), dict(header, counts={i: dict(c) for i, c in counts.items()},
-                                                     total=dict(total), cases=rows))
+                                                     total=dict(total), cases=rows, interrupted=interrupted))
     lines = ["# Reliability: bad inputs per interface and their outcomes", "",
              f"Command: `{header['command']}`  ",
              f"When: {header['when']}, wall time {header['seconds']:.0f} s, commit {header['commit']}, machine: "
@@ -438,8 +497,16 @@ def write_report(rows: list, out: Path, header: dict) -> None:
     bad = [r for r in rows if r["outcome"] != "clear error"]
     lines += ["", "## Cases that did not end in a clear error", ""]
     lines += [f"- {r['interface']} / {r['case']}: **{r['outcome']}**: {r['detail']}" for r in bad] or ["None."]
-    lines += ["", "Interrupted runs (a training or generation stopped mid-way) are not part of this battery.",
-              f"Every case, with its arguments and its first error line: `{out.with_suffix('.json').name}`.", ""]
+    lines += ["", "## Interrupted runs", "",
+              "A tiny stage-1 tracker (width 64, depth 2, drop-path 0.3) and a stage-2 network on it (two stages, "
+              "Gumbel routing), 4 steps of batch 4 with a checkpoint every 2, on the CPU; each run interrupted as "
+              "below, resumed by the same call, and its final weights compared with an uninterrupted run's. A kill is "
+              "a real SIGKILL of a child process once half of the checkpoint's bytes are written "
+              f"(`pmatrack_mini.resume_check`; `python -m pmatrack_mini.resume_check --data data_samples "
+              f"[--device cuda --amp]` runs the same cases on a GPU).", "",
+              "| stage | interruption | outcome |", "|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['case']} | {r['outcome']} |" for r in interrupted]
+    lines += ["", f"Every case, with its arguments and its first error line: `{out.with_suffix('.json').name}`.", ""]
     write_text_atomic(out.with_suffix(".md"), "\n".join(lines))
 
 
@@ -460,10 +527,13 @@ def main(argv=None):
             rows.append(run_case(case, root, k))
             r = rows[-1]
             print(f"[{k + 1:3d}/{len(cases)}] {r['interface']:<16} {r['outcome']:<12} {r['case']}", flush=True)
+        interrupted = interrupted_cases([root / "shared" / "samples"], root / "interrupted")
+        for r in interrupted:
+            print(f"interrupted: {r['stage']} / {r['case']}: {r['outcome']}", flush=True)
     header = dict(command="python " + " ".join(["benchmarks/reliability.py"] + (argv or sys.argv[1:])),
                   when=datetime.now(timezone.utc).isoformat(timespec="seconds"), commit=git_commit(),
                   machine=machine_info(), seed=a.seed, random=a.random, seconds=time.perf_counter() - t0)
-    write_report(rows, Path(a.out), header)
+    write_report(rows, interrupted, Path(a.out), header)
     total = Counter(r["outcome"] for r in rows)
     print(f"{len(rows)} cases: " + ", ".join(f"{total[o]} {o}" for o in OUTCOMES) + f"; wrote {a.out}.md/.json")
 

@@ -12,12 +12,17 @@ Two presets:
   batch 1 on 2 cores, large enough that a 8x8 score map plus sub-cell offsets localises 20-40 px targets.
   It trains from scratch (nothing can be downloaded), so the backbone learns at the full learning rate.
 * ``paper`` is OSTrack's setting: ViT-B/16, template 128 px (factor 2), search 256 px (factor 4), backbone
-  learning rate x0.1 (it starts from MAE/OSTrack weights), grad clip 0.1.
+  learning rate x0.1 (it starts from MAE/OSTrack weights: ``--set model.pretrained=FILE``), grad clip 0.1.
 
 Three sections: ``model`` (the stage-1 tracker: backbone and head), ``align`` (PMATrack's alignment network that
 stage 2 adds: stages, experts, router, TCMDA, their losses) and ``train`` (the recipe of either stage, including how
 training pairs are pre-aligned). ``train.stage`` says which network a config builds: 1, the baseline tracker;
 2, the tracker plus the alignment stages (``models.build_model``).
+
+Not every setting changes the weights a run ends with. :data:`OPERATIONAL` lists those that only change how a run
+is carried out (threads, logging, checkpoint frequency, input workers) and :data:`INIT_SOURCES` the files the
+initial weights come from; a resumed run takes its weights from its own ``last.pt``, so neither list blocks
+resuming (:func:`resume_differences`).
 """
 from __future__ import annotations
 
@@ -106,6 +111,7 @@ class ModelConfig:
     head_channels: int = 128         # first conv width of the centre head branches
     modalities: str = "rgbt"         # rgbt | rgb | tir
     drop_path: float = 0.0
+    pretrained: str = ""             # stage 1: MAE / timm ViT or OSTrack weights for the backbone ("" = none)
 
     def __post_init__(self):
         require_positive(self, "model", ("template_size", "search_size", "patch_size", "embed_dim", "depth",
@@ -194,6 +200,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 250
     num_threads: int = 0              # 0: leave torch's default
+    num_workers: int = 0              # input processes per rank (data.sampler.batch_loader); 0: the loop's own
     # stage 2 (alignment): ``init`` is the stage-1 checkpoint it starts from
     stage: int = 1
     init: str = ""
@@ -232,6 +239,7 @@ class TrainConfig:
         require(0 <= self.seed < 2**63, "train.seed", self.seed, "in [0, 2**63)")
         require(0 <= self.num_threads <= 1024, "train.num_threads", self.num_threads,
                 "in [0, 1024] (0: torch's default)")
+        require(0 <= self.num_workers <= 256, "train.num_workers", self.num_workers, "in [0, 256]")
 
 
 @dataclass
@@ -271,6 +279,35 @@ STAGE2_TRAIN = {
     "cpu-mini": dict(stage=2, steps=1500, lr=1e-3, warmup_steps=50, prealign="mixture"),
     "paper": dict(stage=2, steps=36000, lr=1e-4, warmup_steps=500, prealign="mixture"),
 }
+
+
+# Settings that change how a run is carried out but not the weights it ends with: a resumed run may change them.
+OPERATIONAL = ("train.num_threads", "train.log_every", "train.ckpt_every", "train.num_workers")
+# Where the initial weights come from. A resumed run loads its weights from its own last.pt, so these files are not
+# read again (they may have moved); stage 2 keeps the stage-1 config's ``model.pretrained`` but never reads it.
+INIT_SOURCES = ("model.pretrained", "train.init")
+
+
+def flat_dict(d: dict, where: str = "") -> dict:
+    """``{"model": {"depth": 6}}`` -> ``{"model.depth": 6}``."""
+    out = {}
+    for k, v in d.items():
+        out.update(flat_dict(v, f"{where}{k}.") if isinstance(v, dict) else {where + k: v})
+    return out
+
+
+def differences(a, b, ignore=()) -> dict:
+    """``{dotted key: (a's value, b's value)}`` for the settings where two configs (or sections) differ,
+    leaving out the keys in ``ignore``."""
+    fa, fb = flat_dict(dataclasses.asdict(a)), flat_dict(dataclasses.asdict(b))
+    return {k: (fa.get(k), fb.get(k)) for k in sorted(fa.keys() | fb.keys())
+            if k not in ignore and fa.get(k) != fb.get(k)}
+
+
+def resume_differences(saved: Config, cfg: Config) -> dict:
+    """What blocks resuming a run saved with ``saved`` under ``cfg``: every difference except the operational
+    settings and the initial-weight files (:data:`OPERATIONAL`, :data:`INIT_SOURCES`)."""
+    return differences(saved, cfg, ignore=OPERATIONAL + INIT_SOURCES)
 
 
 def merge(obj, overrides: dict, where: str = ""):

@@ -23,6 +23,13 @@ A stage-2 network also reports, per frame, its stages' expert choices and alignm
 
 Besides the toolkit's ``<seq>.txt``, the command writes ``<seq>.align.csv`` and ``track_summary.json``
 (``track_outputs``). With a stage-2 network the running homography is updated by TOCU (``tocu``) by default.
+
+Each sequence's result file is written (atomically) as soon as the sequence is tracked. When a later sequence fails
+(an unreadable frame, found only when it is decoded), the finished results are kept, since a long run should not
+lose hours of work to one bad file, and the error says which were kept and which were not tracked; ``eval`` refuses
+a results folder without a file for every sequence, so a partial set is never scored by mistake. Everything that
+can be checked before tracking (checkpoint, dataset folders, ground truth, output folder) is checked first, so
+those errors leave nothing behind.
 """
 from __future__ import annotations
 
@@ -210,8 +217,16 @@ def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Pa
 
     preds, fps, per_seq = {}, [], {}
     bar = tqdm(total=sum(len(s) - 1 for s in sequences), desc="track", disable=not progress, unit="frame")
-    for seq in sequences:
-        boxes, f, rows = track_sequence(tracker, seq, bar)
+    for k, seq in enumerate(sequences):
+        try:
+            boxes, f, rows = track_sequence(tracker, seq, bar)
+        except PMATrackError as exc:
+            bar.close()
+            if out_dir is None or not preds:
+                raise
+            raise PMATrackError(f"{exc} (sequence {k + 1} of {len(sequences)}, {seq.name}); kept the "
+                                f"{_some(list(preds), 'finished result')} in {out_dir}; not tracked: "
+                                f"{_some([s.name for s in sequences[k:]], 'sequence')}") from None
         preds[seq.name] = boxes
         fps.append(f)
         per_seq[seq.name] = sequence_summary(rows, f)
@@ -225,6 +240,12 @@ def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Pa
         write_summary(Path(out_dir) / "track_summary.json", per_seq, dict(meta or {}, prealign=tracker.prealign,
                                                                            tocu=tracker.tocu_cfg is not None))
     return preds, float(np.mean(fps)) if fps else 0.0
+
+
+def _some(names: list, what: str) -> str:
+    """``3 sequences (a, b, c)``, at most five names shown."""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"{len(names)} {what}{'s' if len(names) != 1 else ''} ({shown})"
 
 
 def add_cli(sub) -> None:

@@ -51,6 +51,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def leftover_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files :func:`atomic_path` left beside ``path`` when its process was killed mid-write."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp{path.suffix}")) if path.parent.is_dir() else []
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

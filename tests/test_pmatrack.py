@@ -13,7 +13,7 @@ from pmatrack_mini.models import build_model, load_checkpoint, model_from_checkp
 from pmatrack_mini.models.checkpoint import load_stage1
 from pmatrack_mini.profile import count_macs
 from pmatrack_mini.tracker import Tracker, track_sequence
-from pmatrack_mini.train import train, train_step
+from pmatrack_mini.train import compute_loss, train, train_step
 
 TINY = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
 ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2)
@@ -84,6 +84,24 @@ def test_stage2_step_trains_the_stages_only(stage1_ckpt, samples):
     assert changed and all(k.startswith("stages.") for k in changed)           # BN statistics of the head included
     assert any(".tcmda." in k for k in changed) and any(".dmae.router." in k for k in changed)
     assert {"l_p", "l_r", "l_cpesl", "err_before", "err_2_refine"} <= set(stats)
+    # mixed precision (bf16 on CPU): the alignment losses invert homographies, which needs float32
+    assert np.isfinite(train_step(net, batch, opt, cfg, "cpu", amp=True)["loss"])
+
+
+@pytest.mark.parametrize("align", [dict(), dict(routing="tre"), dict(experts=("fme",)),
+                                   dict(experts=("tre", "fme"), routing="fme")])
+def test_every_trainable_parameter_gets_a_gradient(stage1_ckpt, samples, align):
+    """What multi-process training (DDP) needs. Training with one named expert never reaches the routers or the
+    other experts: they are frozen."""
+    cfg = _stage2(stage1_ckpt, **align)
+    net = build_model(cfg).train()
+    b = PairSampler(samples, cfg.model, cfg.train).batch(0, 2)
+    loss, _ = compute_loss(net(b["z_rgb"], b["x_rgb"], b["z_tir"], b["x_tir"]), b, cfg)
+    loss.backward()
+    assert [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None] == []
+    trained = {n.split(".")[4] for n, p in net.named_parameters() if p.requires_grad and ".dmae.experts." in n}
+    assert trained == ({align["routing"]} if "routing" in align else set(cfg.align.experts))
+    assert all(p.requires_grad == ("routing" not in align) for n, p in net.named_parameters() if ".router." in n)
 
 
 def test_hard_routing_macs_are_the_sum_of_what_runs(stage1_ckpt):
@@ -160,3 +178,13 @@ def test_init_refuses_stage2_and_other_sizes(stage1_ckpt, tmp_path):
         load_stage1(build_model(other), stage1_ckpt)
     with pytest.raises(PMATrackError, match="no alignment stages"):
         model_from_checkpoint(stage1_ckpt, routing="router")
+
+
+def test_stage2_never_reads_model_pretrained(stage1_ckpt):
+    """The tracker comes from --init; the file its backbone once started from is not part of its size."""
+    from pmatrack_mini.train import initial_network
+
+    cfg = get_config("cpu-mini", stage=2, model=dict(TINY, pretrained="nowhere.pth"), align=ALIGN,
+                     train=dict(init=str(stage1_ckpt)))
+    model, report = initial_network(cfg)
+    assert report is None and model.cfg.pretrained == "nowhere.pth"

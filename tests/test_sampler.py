@@ -82,3 +82,22 @@ def test_first_frame_prealignment_centres_the_warm_template(samples):
     assert torch.equal(naive["x_rgb"], first["x_rgb"])                              # same pairs, same RGB crops
     with pytest.raises(PMATrackError, match="template_frame"):
         PairSampler(seqs, cfg.model, cfg.train, template_frame="last")
+
+
+def test_loader_batches_are_the_same_for_any_number_of_workers(samples):
+    """Item k of the loader is the batch of step start + k for this rank, whether the loop's own thread or two
+    worker processes cut it, in step order."""
+    from pmatrack_mini.data.sampler import batch_loader
+
+    cfg = get_config("cpu-mini", stage=2)
+    seqs = list(samples.values())
+    sampler = PairSampler(seqs, cfg.model, cfg.train)
+    expected = [sampler.batch(step, 2, seed=0, rank=1, float_images=False) for step in (5, 6, 7)]
+    assert expected[0]["x_rgb"].dtype == torch.uint8
+    assert torch.equal(expected[0]["x_rgb"].float() / 255, sampler.batch(5, 2, seed=0, rank=1)["x_rgb"])
+    for workers in (0, 2):
+        got = list(batch_loader(seqs, cfg.model, merge(cfg.train, dict(num_workers=workers)), 5, 8, 2, rank=1))
+        assert len(got) == 3
+        for a, b in zip(expected, got):
+            for k in a:
+                np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)   # NaN where NaN

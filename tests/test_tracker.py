@@ -97,3 +97,21 @@ def test_prealign_cli_modes_and_errors(ckpt, tmp_path, capsys):
     assert main(["track", "--checkpoint", str(ckpt), "--dataset", "data_samples", "--out", str(tmp_path / "r"),
                  "--routing", "dpe", "--quiet"]) == 2
     assert "no alignment stages" in capsys.readouterr().err
+
+
+def test_a_failing_sequence_keeps_the_finished_results_and_says_so(ckpt, tmp_path, capsys):
+    import shutil
+    for name in ("small_occlusion", "none_lowlight"):
+        shutil.copytree(f"data_samples/{name}", tmp_path / "ds" / name)
+    (tmp_path / "ds" / "list.txt").write_text("small_occlusion\nnone_lowlight\n")
+    (tmp_path / "ds" / "none_lowlight" / "visible" / "v000005.jpg").write_bytes(b"no")
+    out = tmp_path / "res"
+    assert main(["track", "--checkpoint", str(ckpt), "--dataset", str(tmp_path / "ds"), "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "v000005.jpg: unreadable image (sequence 2 of 2, none_lowlight)" in err
+    assert "kept the 1 finished result (small_occlusion)" in err and "not tracked: 1 sequence (none_lowlight)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["small_occlusion.align.csv", "small_occlusion.txt"]   # complete
+    assert np.loadtxt(out / "small_occlusion.txt", delimiter=",").shape == (40, 4)
+    assert main(["eval", "--dataset", str(tmp_path / "ds"), "--results", str(out)]) == 2     # never scored partial
+    assert "no result file for 1 sequence(s), e.g. none_lowlight.txt" in capsys.readouterr().err

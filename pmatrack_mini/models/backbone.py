@@ -113,8 +113,29 @@ class OneStreamViT(nn.Module):
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _strip(sd: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+MAPPED_PREFIXES = ("patch_embed.", "blocks.", "norm.")       # copied as they are
+POS_EMBEDS = ("pos_embed", "pos_embed_z", "pos_embed_x")     # resampled to the template / search grids
+
+
+def unwrap_state(state: dict) -> tuple[dict, str]:
+    """(the state dict inside a checkpoint, the prefix of its backbone keys): MAE keeps it under ``model``,
+    OSTrack under ``net`` with keys ``backbone.*``, other trainers under ``state_dict``."""
+    for key in ("net", "model", "state_dict"):
+        if key in state and isinstance(state[key], dict):
+            state = state[key]
+            break
+    prefix = "backbone." if any(k.startswith("backbone.") for k in state) else ""
+    return state, prefix
+
+
+def _maps(key: str) -> bool:
+    return key.startswith(MAPPED_PREFIXES) or key in POS_EMBEDS
+
+
+def unmapped_keys(state: dict) -> list:
+    """Keys of a checkpoint that :func:`convert_pretrained` does not use (class token, classifier, box head)."""
+    sd, prefix = unwrap_state(state)
+    return [k for k in sd if not (k.startswith(prefix) and _maps(k[len(prefix):]))]
 
 
 def convert_pretrained(state: dict, backbone: OneStreamViT) -> dict:
@@ -127,24 +148,17 @@ def convert_pretrained(state: dict, backbone: OneStreamViT) -> dict:
       resampled if the grids differ; the box head is not mapped (its input width differs for RGBT).
     The modality embedding has no counterpart and keeps its initialisation.
     """
-    for key in ("net", "model", "state_dict"):
-        if key in state and isinstance(state[key], dict):
-            state = state[key]
-            break
-    if any(k.startswith("backbone.") for k in state):
-        state = _strip(state, "backbone.")
-    out = {}
+    sd, prefix = unwrap_state(state)
+    state = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    out = {k: v for k, v in state.items() if k.startswith(MAPPED_PREFIXES)}
     C = backbone.cfg.embed_dim
-    for k, v in state.items():
-        if k.startswith(("patch_embed.", "blocks.", "norm.")):
-            out[k] = v
     if "pos_embed" in state:  # MAE / timm: one grid with a class token
         pe = state["pos_embed"]
         n = pe.shape[1]
         side = int(round((n - 1) ** 0.5))
-        prefix = n - side * side
+        n_cls = n - side * side
         for name, g in (("pos_embed_z", backbone.grid_z), ("pos_embed_x", backbone.grid_x)):
-            out[name] = resample_abs_pos_embed(pe[:, prefix:], [g, g], old_size=[side, side], num_prefix_tokens=0)
+            out[name] = resample_abs_pos_embed(pe[:, n_cls:], [g, g], old_size=[side, side], num_prefix_tokens=0)
     for name, g in (("pos_embed_z", backbone.grid_z), ("pos_embed_x", backbone.grid_x)):
         if name in state:
             pe = state[name]

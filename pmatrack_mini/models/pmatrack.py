@@ -20,7 +20,9 @@ H_k, and the blocks continue. The head reads the final RGB and TIR search maps, 
 
 Stage 2 trains the stages with the tracker frozen (the paper; ``train.freeze_tracker``): the frozen backbone and
 head stay in eval mode (no drop-path, no batch-norm statistics updates), gradients still flow through the frozen
-blocks to the earlier stages. Departures from the official code: composition by products instead of adding
+blocks to the earlier stages. When ``align.routing`` names one expert of several, training runs that expert alone,
+so the routers and the other experts are frozen too: they would never receive a gradient, which multi-process
+training (DDP) does not allow for a trainable parameter. Departures from the official code: composition by products instead of adding
 parameters (exact only at scale 1); later stages see the TIR tokens through the current alignment; the centre stage
 keeps its scale at 1 in training too.
 Letters: B batch, N tokens, C channels.
@@ -30,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..config import Config
+from ..config import EXPERT_NAMES, Config
 from ..geometry import apply_homography_torch, crop_center, homography_in_cells, params_to_homography, pixel_grid
 from .backbone import tokens_to_map
 from .baseline import BaselineNet
@@ -91,6 +93,11 @@ class PMATrackNet(BaselineNet):
         if self.frozen_tracker:
             for p in list(self.backbone.parameters()) + list(self.head.parameters()):
                 p.requires_grad_(False)
+        if a.routing in EXPERT_NAMES and len(a.experts) > 1:   # one named expert: nothing else is ever reached
+            for stage in self.stages:
+                idle = [stage.dmae.router] + [m for n, m in stage.dmae.experts.items() if n != a.routing]
+                for p in (p for m in idle for p in m.parameters()):
+                    p.requires_grad_(False)
 
     def train(self, mode: bool = True):
         super().train(mode)

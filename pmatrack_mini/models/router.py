@@ -30,9 +30,10 @@ Routing (``align.routing``; the model returns per sample the weights, the router
 c_e is each expert's MACs at this stage, measured with fvcore when the model is built
 (``profile.expert_cost_table``) and divided by the largest of the stage's experts.
 
-Departures from the official code: there the router mixes softly with fresh Gumbel noise even at inference and
-all three experts always run (its hard path is commented out), so the FLOPs saving the paper reports never happens;
-and c_e are hard-coded GFLOPs constants. Here inference routes hard and the costs are measured.
+Departures from the official code: there the stage's forward mixes softly with fresh Gumbel noise at inference too
+and always runs all three experts, and its separate hard-routing path defaults to forcing expert 0 (TRE) for every
+sample, so the FLOPs saving the paper reports never happens as the router would decide; and c_e are hard-coded
+GFLOPs constants. Here inference routes hard by the router's arg-max and the costs are measured.
 Letters: B batch, N search tokens, C channels, E experts.
 """
 from __future__ import annotations
