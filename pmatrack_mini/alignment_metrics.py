@@ -103,3 +103,87 @@ def stage_inputs(model, batch: dict, stage: int = 0, routing: str | None = None,
         hook.remove()
     rgb, tir = seen["args"][:2]
     return rgb, tir, out
+
+
+# ----------------------------------------------------------------------------- router and stage read-outs
+
+
+def stage_residuals(errs: dict, routing: str) -> np.ndarray:
+    """(n, stages): the residual alignment error (RGB px) each stage faced on each pair of
+    :func:`alignment_errors`: the pre-alignment's error for the first stage, the error after stage k - 1 for stage k."""
+    after = errs[routing]["after"]                                             # (n, stages)
+    return np.concatenate([errs["before"][:, None], after[:, :-1]], axis=1)
+
+
+def router_probability_table(errs: dict, routing: str, roles, names) -> dict:
+    """Mean router probability of each expert at each stage, over all pairs and each attribute subset:
+    {subset: {"n": pairs, role: {expert: mean probability}}}; subsets without pairs are left out."""
+    probs = errs[routing]["probs"]                                             # (n, stages, E)
+    subsets = {"all": np.ones(len(probs), bool)}
+    subsets.update(errs["attributes"])
+    table = {}
+    for name, mask in subsets.items():
+        if mask.sum() == 0:
+            continue
+        row = {"n": int(mask.sum())}
+        for k, role in enumerate(roles):
+            row[role] = {n: float(probs[mask, k, e].mean()) for e, n in enumerate(names)}
+        table[name] = row
+    return table
+
+
+def router_probability_by_residual(errs: dict, routing: str, roles, names, edges) -> dict:
+    """Mean router probability of each expert, pairs grouped by the residual their stage faced
+    (:func:`stage_residuals`, RGB px) into bins [edges[i], edges[i + 1]):
+    {role: {"n": (bins,) pairs, expert: (bins,) mean probability, NaN for an empty bin}}."""
+    res, probs = stage_residuals(errs, routing), errs[routing]["probs"]
+    edges = np.asarray(edges, dtype=np.float64)
+    out = {}
+    for k, role in enumerate(roles):
+        idx = np.digitize(res[:, k], edges) - 1                                # bin of each pair, -1 / len: outside
+        n = np.array([(idx == b).sum() for b in range(len(edges) - 1)])
+        row = {"n": n}
+        for e, name in enumerate(names):
+            row[name] = np.array([probs[idx == b, k, e].mean() if n[b] else np.nan for b in range(len(edges) - 1)])
+        out[role] = row
+    return out
+
+
+def stage_changes(errs: dict, routing: str, roles, tol: float = 0.5) -> dict:
+    """What each stage did to the residual it faced (RGB px): {role: {"median_in", "median_out", "improved"
+    (fraction of pairs whose error fell), "verdict"}} with verdict "helps" / "hurts" when the median fell / rose by
+    more than ``tol`` px, else "no change"."""
+    before, after = stage_residuals(errs, routing), errs[routing]["after"]
+    out = {}
+    for k, role in enumerate(roles):
+        m_in, m_out = float(np.median(before[:, k])), float(np.median(after[:, k]))
+        verdict = "helps" if m_out < m_in - tol else "hurts" if m_out > m_in + tol else "no change"
+        out[role] = dict(median_in=m_in, median_out=m_out, improved=float((after[:, k] < before[:, k]).mean()),
+                         verdict=verdict)
+    return out
+
+
+@torch.no_grad()
+def fusion_residuals(model, batch: dict, routing: str | None = None, device="cpu") -> dict:
+    """How much each stage's TCMDA changed the search tokens on ``batch``: {role: {"rgb": r, "tir": r}} with
+    r = ||x' - x|| / ||x|| over the batch (x the search tokens entering TCMDA, x' = x + its residual). An untrained
+    TCMDA gives exactly 0 (its output projection starts at zero). Taken by forward hooks on the stages' TCMDA
+    modules during one forward pass; stages without TCMDA are left out."""
+    model.eval()
+    seen, hooks = {}, []
+
+    def keep(role):
+        def hook(mod, args, out):          # returns None: the output is left as it is
+            seen[role] = (args, out)
+        return hook
+
+    for stage in model.stages:
+        if stage.tcmda is not None:
+            hooks.append(stage.tcmda.register_forward_hook(keep(stage.role)))
+    try:
+        model(*[batch[n].to(device) for n in ("z_rgb", "x_rgb", "z_tir", "x_tir")], routing=routing)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {role: {m: float((out[i] - args[i]).norm() / args[i].norm()) for i, m in enumerate(("rgb", "tir"))}
+            for role, (args, out) in seen.items()}

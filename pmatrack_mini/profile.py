@@ -223,43 +223,13 @@ def component_macs(model, inputs: tuple, routings=("router", "soft", "tre", "fme
 # ----------------------------------------------------------------------------- stage-2 networks: routing and cost
 
 
-class _Routed(torch.nn.Module):
-    """A stage-2 network called with a fixed routing mode (so that fvcore can trace one mode)."""
-
-    def __init__(self, net, routing: str):
-        super().__init__()
-        self.net, self.routing = net, routing
-
-    def forward(self, *inputs):
-        return self.net(*inputs, routing=self.routing)
-
-
-def routing_macs(model: torch.nn.Module, inputs: tuple, routings) -> dict:
-    """fvcore MACs of one forward pass of a stage-2 network (``models.pmatrack.PMATrackNet``) per routing mode:
-
-        {routing: {"total": int, "alignment": int (all stages: routers, experts, token warps, TCMDA),
-                   "experts": {role: {expert: int}}}}
-
-    At batch 1, hard routing (``router``) runs one expert per stage, ``soft`` runs them all, a named expert runs that
-    expert at every stage; an expert that did not run counts 0."""
-    out = {}
-    for r in routings:
-        macs = count_macs(_Routed(model, r).train(model.training), inputs)   # count_macs restores this mode
-        mods = {k.removeprefix("net").removeprefix("."): v for k, v in macs["by_module"].items()}
-        experts = {stage.role: {n: mods.get(f"stages.{k}.dmae.experts.{n}", 0) for n in stage.dmae.names}
-                   for k, stage in enumerate(model.stages)}
-        out[r] = dict(total=macs["total"], alignment=mods.get("stages", 0), experts=experts)
-    return out
-
-
-def mean_hard_routing_macs(table: dict, usage: dict) -> float:
+def mean_frame_macs(table: dict, usage: dict) -> float:
     """Expected MACs per frame under hard routing when stage ``role`` sends the fraction ``usage[role][e]`` of frames
-    to expert e (``alignment_metrics.expert_usage``): the network without its experts plus the usage-weighted MACs
-    of each expert, both read from ``table`` (:func:`routing_macs` with every expert's single-expert mode)."""
-    roles = list(usage)
-    first = next(iter(usage[roles[0]]))
-    fixed = table[first]["total"] - sum(table[first]["experts"][role][first] for role in roles)
-    return float(fixed + sum(frac * table[e]["experts"][role][e] for role in roles for e, frac in usage[role].items()))
+    to expert e (``alignment_metrics.expert_usage``; roles in the network's stage order): the base of
+    :func:`network_cost_table` plus each stage's expert MACs weighted by its usage; for a one-hot usage this is
+    :func:`frame_macs` of that frame."""
+    return float(table["base"] + sum(frac * costs[e] for costs, per in zip(table["experts"], usage.values())
+                                     for e, frac in per.items()))
 
 
 def expert_calls(model: torch.nn.Module, inputs: tuple, routing: str) -> dict:

@@ -1,8 +1,9 @@
 """Trained networks shared by the notebooks and the demo: trained once into a work folder, then reused.
 
 Training resumes from ``last.pt`` and stops at once when a run is complete, so a second call with the same
-arguments only loads the checkpoint. Folder names carry the settings that make a run (steps, seed, variant), so
-different settings never share a folder.
+arguments only loads the checkpoint. A run's folder name carries its steps and a hash of its whole config, so a
+changed setting (or a changed default) never meets an old run; a changed *code* path with the same config does
+reuse the old weights (delete ``work`` after changing the package).
 
     model, cfg = stage1_tracker("runs/notebooks", steps=600)                   # the RGBT tracker
     model, cfg = stage2_network("runs/notebooks", steps=400, align=dict(stages=("center",), experts=("tre",)))
@@ -30,9 +31,15 @@ def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool =
                           STAGE1_TRAIN_SEED + seed, progress=progress)
     cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=16 if small else 32, log_every=5,
                                             warmup_steps=min(50, max(1, steps // 6)), seed=seed))
-    run = work / f"stage1_{steps}_s{seed}"
+    run = run_folder(work, "stage1", cfg)
     train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
+
+
+def run_folder(work: Path, kind: str, cfg) -> Path:
+    """``work/<kind>_<steps>_<hash of the config>``."""
+    key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(work) / f"{kind}_{cfg.train.steps}_{key}"
 
 
 def stage2_training_sets(work: str | Path, sequences: int, frames: int, levels=("small", "large", "dynamic"),
@@ -44,6 +51,12 @@ def stage2_training_sets(work: str | Path, sequences: int, frames: int, levels=(
                                     STAGE2_TRAIN_SEED + k, progress=progress)]
 
 
+def stage2_data_size(steps: int) -> tuple[int, int]:
+    """(sequences, frames) per offset level of the training sets :func:`stage2_network` uses for ``steps`` steps:
+    a small set for a CI-sized run (<= 50 steps), a larger one otherwise."""
+    return (4, 40) if steps <= 50 else (24, 80)
+
+
 def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None, seed: int = 0,
                    progress: bool = False, **overrides):
     """PMATrack's network trained ``steps`` steps (stage 2) on top of :func:`stage1_tracker`.
@@ -53,14 +66,29 @@ def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None
 
     work = Path(work)
     stage1_steps = stage1_steps or max(steps, 30)
-    stage1_tracker(work, stage1_steps, seed, progress)
-    init = work / f"stage1_{stage1_steps}_s{seed}" / "final.pt"
+    _, cfg1 = stage1_tracker(work, stage1_steps, seed, progress)
+    init = run_folder(work, "stage1", cfg1) / "final.pt"
     small = steps <= 50
-    data = stage2_training_sets(work, 4 if small else 24, 40 if small else 80, progress=progress)
+    data = stage2_training_sets(work, *stage2_data_size(steps), progress=progress)
     train_over = dict(dict(steps=steps, batch_size=16 if small else 32, log_every=5, seed=seed,
                            warmup_steps=min(50, max(1, steps // 6)), init=str(init)), **overrides.pop("train", {}))
     cfg = stage2_config(checkpoint_config(init), train=train_over, **overrides)
-    key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    run = work / f"stage2_{steps}_{key}"
+    run = run_folder(work, "stage2", cfg)
     train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
+
+
+def training_summary(cfg) -> str:
+    """One line saying what a network of :func:`stage2_network` was trained on and for how long, read from its
+    config (and the stage-1 checkpoint's): for the captions of figures whose meaning depends on training."""
+    t, a = cfg.train, cfg.align
+    if t.stage == 1:
+        return f"stage-1 tracker: {t.steps} steps x batch {t.batch_size} on generated aligned sequences"
+    seqs, frames = stage2_data_size(t.steps)
+    stage1 = checkpoint_config(t.init).train if t.init else None
+    return (f"stage 2: {t.steps} steps x batch {t.batch_size} (lr {t.lr:g}, router warm-up {a.router_warmup:.0%} of "
+            f"the steps, lambda_cost {a.lambda_cost:g}), stages {'+'.join(a.stages)}, experts {'/'.join(a.experts)}, "
+            f"TCMDA {'on' if a.tcmda else 'off'}; {seqs} x {frames}-frame generated sequences per offset level "
+            f"(small, large, dynamic), TIR crops '{t.prealign}'"
+            + (f"; on the {'frozen ' if t.freeze_tracker else ''}stage-1 tracker ({stage1.steps} steps x batch "
+               f"{stage1.batch_size}, aligned sequences)" if stage1 else ""))

@@ -34,3 +34,70 @@ def test_stage_inputs_are_what_the_stages_read(samples_dir):
     torch.testing.assert_close(net.stages[1].dmae.experts["tre"](rgb, tir)["params"], out["align"][1]["params"])
     assert not net.training                      # left in eval mode, no hook left behind
     assert not net.stages[1].dmae._forward_pre_hooks
+
+
+def _errs():
+    """Hand-made errors of 4 pairs through 2 stages with 3 experts (the layout of ``alignment_errors``)."""
+    import numpy as np
+
+    probs = np.array([[[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]],
+                      [[0.4, 0.4, 0.2], [0.1, 0.1, 0.8]],
+                      [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+                      [[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]]])
+    return {"before": np.array([10.0, 20.0, 2.0, 40.0]),
+            "attributes": {"occlusion": np.array([True, False, False, True]), "distractor": np.zeros(4, bool)},
+            "router": {"after": np.array([[5.0, 4.0], [8.0, 9.0], [3.0, 3.0], [30.0, 10.0]]), "probs": probs,
+                       "choice": np.array([["tre", "dpe"], ["tre", "dpe"], ["tre", "fme"], ["dpe", "tre"]])}}
+
+
+def test_stage_residuals_are_what_each_stage_faced():
+    import numpy as np
+
+    from pmatrack_mini.alignment_metrics import stage_residuals
+
+    res = stage_residuals(_errs(), "router")
+    np.testing.assert_array_equal(res, [[10, 5], [20, 8], [2, 3], [40, 30]])
+
+
+def test_router_probability_tables_by_attribute_and_by_residual():
+    import numpy as np
+
+    from pmatrack_mini.alignment_metrics import router_probability_by_residual, router_probability_table
+
+    names, roles = ("tre", "fme", "dpe"), ("center", "scale")
+    t = router_probability_table(_errs(), "router", roles, names)
+    assert set(t) == {"all", "occlusion"}                                   # no distractor pair: left out
+    assert t["all"]["n"] == 4 and t["occlusion"]["n"] == 2
+    assert t["all"]["center"]["tre"] == 0.5                                 # (0.6 + 0.4 + 1 + 0) / 4
+    assert np.isclose(t["occlusion"]["scale"]["dpe"], 0.3)                  # (0.6 + 0) / 2
+    b = router_probability_by_residual(_errs(), "router", roles, names, edges=[0, 15, 50, 100])
+    np.testing.assert_array_equal(b["center"]["n"], [2, 2, 0])             # residuals 10, 2 | 20, 40 | -
+    assert np.isclose(b["center"]["tre"][0], 0.8) and np.isclose(b["center"]["dpe"][1], 0.6)
+    assert np.isnan(b["center"]["fme"][2])
+    np.testing.assert_array_equal(b["scale"]["n"], [3, 1, 0])              # stage 2 faced 5, 8, 3 | 30
+
+
+def test_stage_changes_verdicts():
+    from pmatrack_mini.alignment_metrics import stage_changes
+
+    c = stage_changes(_errs(), "router", ("center", "scale"))
+    assert c["center"]["median_in"] == 15.0 and c["center"]["median_out"] == 6.5
+    assert c["center"]["verdict"] == "helps" and c["center"]["improved"] == 0.75      # 2 -> 3 got worse
+    assert c["scale"]["median_in"] == 6.5 and c["scale"]["median_out"] == 6.5
+    assert c["scale"]["verdict"] == "no change" and c["scale"]["improved"] == 0.5
+    assert stage_changes(_errs(), "router", ("center", "scale"), tol=10)["center"]["verdict"] == "no change"
+
+
+def test_fusion_residuals_are_zero_untrained_and_measure_the_change(samples_dir):
+    cfg = get_config("cpu-mini", stage=2, model=TINY, align=dict(stages=("center", "scale"), layers=(0, 1, 2)))
+    torch.manual_seed(0)
+    net = build_model(cfg)
+    b = PairSampler(load_dataset(samples_dir), cfg.model, cfg.train).batch(0, 2)
+    from pmatrack_mini.alignment_metrics import fusion_residuals
+
+    assert fusion_residuals(net, b) == {r: {"rgb": 0.0, "tir": 0.0} for r in ("center", "scale")}
+    with torch.no_grad():
+        net.stages[1].tcmda.out["tir"].weight.normal_(std=0.1)
+    r = fusion_residuals(net, b)
+    assert r["center"] == {"rgb": 0.0, "tir": 0.0} and r["scale"]["rgb"] == 0.0 and r["scale"]["tir"] > 0
+    assert not net.stages[1].tcmda._forward_hooks

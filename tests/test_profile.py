@@ -32,3 +32,56 @@ def test_model_count_scales_with_depth():
     per_block = c2["total"] - c1["total"]
     N, C = 160, 192
     assert per_block == count_macs(m2.backbone.blocks[0], (torch.randn(1, N, C),))["total"]
+
+
+def _tiny_stage2():
+    torch.manual_seed(0)
+    cfg = get_config("cpu-mini", stage=2, model=dict(embed_dim=64, depth=3, num_heads=2, head_channels=32),
+                     align=dict(stages=("center", "scale"), layers=(0, 1, 2)))
+    net = build_model(cfg).eval()
+    with torch.no_grad():                       # a router whose choice depends on the sample
+        for st in net.stages:
+            st.dmae.router.mlp[-1].weight.normal_(std=5.0)
+    m = cfg.model
+    g = torch.Generator().manual_seed(1)
+    z, x = torch.rand(4, 3, m.template_size, m.template_size, generator=g), torch.rand(4, 3, m.search_size, m.search_size, generator=g)
+    return net, (z, x, z.flip(-1), x.flip(-1))
+
+
+def test_expert_calls_count_what_hard_routing_runs():
+    from pmatrack_mini.profile import expert_calls
+
+    net, inputs = _tiny_stage2()
+    calls = expert_calls(net, inputs, "router")
+    assert sum(len(c) for c in calls["center"].values()) > 1              # the batch really is split
+    with torch.no_grad():
+        recs = net(*inputs)["align"]
+    for rec in recs:
+        chosen = rec["choice"].tolist()
+        for e, n in enumerate(rec["names"]):
+            k = chosen.count(e)
+            assert calls[rec["role"]][n] == ([k] if k else [])          # once on its samples, or never
+    assert expert_calls(net, inputs, "soft") == {r: {n: [4] for n in ("tre", "fme", "dpe")} for r in ("center", "scale")}
+    assert expert_calls(net, inputs, "fme")["scale"] == {"tre": [], "fme": [4], "dpe": []}
+    assert not net.training and not net.stages[0].dmae.experts["tre"]._forward_hooks
+
+
+def test_mean_frame_macs_is_the_usage_weighted_frame_cost():
+    from pmatrack_mini.profile import mean_frame_macs, network_cost_table
+
+    net, inputs = _tiny_stage2()
+    one = tuple(t[:1] for t in inputs)
+    table = network_cost_table(net)
+    hard = count_macs(net, one)["total"]                                     # hard routing at batch 1
+    with torch.no_grad():
+        chosen = [rec["names"][int(rec["choice"][0])] for rec in net(*one)["align"]]
+    roles = ("center", "scale")
+    usage = {r: {n: float(n == c) for n in ("tre", "fme", "dpe")} for r, c in zip(roles, chosen)}
+    assert mean_frame_macs(table, usage) == hard                             # one-hot usage: that frame's cost
+    net.routing = "tre"
+    only_tre = count_macs(net, one)["total"]
+    net.routing = "dpe"
+    only_dpe = count_macs(net, one)["total"]
+    half = {r: {"tre": 0.5, "fme": 0.0, "dpe": 0.5} for r in roles}
+    assert mean_frame_macs(table, half) == (only_tre + only_dpe) / 2
+    assert not net.training
