@@ -74,7 +74,7 @@ def cmd_synth(args) -> None:
         if args.challenges is not None:
             challenges = tuple(c for c in args.challenges.split(",") if c) if args.challenges != "none" else ()
         cfg = SynthConfig(frames=args.frames, offset=args.offset, rgb_size=args.rgb_size, tir_size=args.tir_size,
-                          challenges=challenges)
+                          challenges=challenges, failure=args.failure)
         paths = generate_dataset(args.out, args.sequences, cfg, seed=args.seed, overwrite=args.overwrite,
                                  progress=not args.quiet)
     print(f"wrote {len(paths)} sequence(s) to {args.out} (challenges available: {', '.join(CHALLENGES)})")
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--challenges", default=None,
                    help="comma list of low_illumination,thermal_crossover,occlusion,fast_motion; "
                         "'none' for none; default: each with probability 1/2")
+    s.add_argument("--failure", action="store_true",
+                   help="add a stretch where the target vanishes in one modality (RGB blackout or TIR), tagged "
+                        "modality_failure")
     s.add_argument("--preset", choices=["samples"], default=None, help="'samples' regenerates data_samples/")
     s.add_argument("--overwrite", action="store_true",
                    help="replace a set that OUT holds (made with other parameters, or of unknown origin); "

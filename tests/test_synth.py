@@ -66,6 +66,31 @@ def test_dynamic_level_outruns_first_frame_prealignment(seqs):
     assert np.mean([s["attributes"]["prealign_drift"].mean() for s in seqs["dynamic"]]) > 0.5
 
 
+def test_modality_failure_removes_the_target_from_one_modality_only():
+    plain = render_sequence(SynthConfig(frames=40, offset="small", challenges=()), 3)
+    seen = set()
+    for seed in range(3, 9):
+        s = render_sequence(SynthConfig(frames=40, offset="small", challenges=(), failure=True), seed)
+        ref = render_sequence(SynthConfig(frames=40, offset="small", challenges=()), seed) if seed != 3 else plain
+        fail = s["attributes"]["modality_failure"]
+        assert 6 <= fail.sum() <= 10 and not fail[:4].any()
+        failed = s["meta"]["failed_modality"]
+        seen.add(failed)
+        np.testing.assert_array_equal(s["visible"], ref["visible"])          # same scene and motion otherwise
+        np.testing.assert_array_equal(s["rgb"][~fail], ref["rgb"][~fail])
+        np.testing.assert_array_equal(s["tir"][~fail], ref["tir"][~fail])
+        t = int(np.flatnonzero(fail)[len(np.flatnonzero(fail)) // 2])
+        if failed == "rgb":
+            assert s["rgb"][t].mean() < 12 and np.array_equal(s["tir"][t], ref["tir"][t])
+        else:
+            box = s["infrared"][t].round().astype(int)
+            patch = lambda img: img[box[1]:box[1] + box[3], box[0]:box[0] + box[2]].astype(float).mean()
+            assert patch(s["tir"][t]) < patch(ref["tir"][t]) - 20          # the warm target is gone
+            assert np.array_equal(s["rgb"][t], ref["rgb"][t])
+    assert seen == {"rgb", "tir"}
+    assert not plain["attributes"]["modality_failure"].any()
+
+
 def test_homography_consistent_with_boxes(seqs):
     for s in seqs["large"][:4] + seqs["small"][:4]:
         np.testing.assert_allclose(warp_boxes(s["homography"], s["visible"]), s["infrared"], atol=1e-9)

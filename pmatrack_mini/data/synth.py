@@ -41,7 +41,7 @@ from ..geometry import (apply_homography, box_center, fit_box_homography, homogr
 from ..utils import read_json, write_boxes, write_json_atomic, write_text_atomic
 
 CHALLENGES = ("low_illumination", "thermal_crossover", "occlusion", "fast_motion")
-ATTRIBUTES = CHALLENGES + ("large_offset", "distractor", "prealign_drift")
+ATTRIBUTES = CHALLENGES + ("large_offset", "distractor", "prealign_drift", "modality_failure")
 
 # Ranges per offset level (RGB pixels / degrees). With targets kept within ~130 px of the image
 # centre horizontally, the target-centre displacement stays <= 15 px for "small" (LasHeR-Unaligned
@@ -75,6 +75,7 @@ class SynthConfig:
     target_side: tuple = (20.0, 36.0)     # base target size range, RGB px (geometric mean of w, h)
     speed: float = 1.5                    # target speed, RGB px / frame
     jpeg_quality: int = 85
+    failure: bool = False                 # a stretch where the target vanishes in one modality (modality_failure)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -203,6 +204,7 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     challenges = (tuple(c for c in CHALLENGES if rng.random() < 0.5)
                   if cfg.challenges is None else tuple(cfg.challenges))
     flags = _segments(rng, T, challenges)
+    failure, failed = _failure_segment(seed, T) if cfg.failure else (np.zeros(T, bool), None)
 
     # --- sizes and motion
     side = rng.uniform(*cfg.target_side)
@@ -301,7 +303,8 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
         cool = ramp(flags["thermal_crossover"], t)
         temp = (1 - cool) * 0.82 + cool * crossover_level
         tbody = temp + (1 - cool) * cv2.resize(body, (tw, th))
-        _paste(thermal, tbody.astype(np.float32), box[0] + P, box[1] + P)
+        if not (failed == "tir" and failure[t]):      # a TIR failure: the target is not rendered in TIR at all
+            _paste(thermal, tbody.astype(np.float32), box[0] + P, box[1] + P)
         # occluder sweeps across the target: partial at the ends of the segment, full in the middle
         if flags["occlusion"][t]:
             idx = np.flatnonzero(flags["occlusion"])
@@ -317,6 +320,8 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
         dark = ramp(flags["low_illumination"], t)
         if dark > 0:
             rgb = rgb * (1 - 0.88 * dark) + rng.normal(0, 9 * dark, rgb.shape)
+        if failed == "rgb" and failure[t]:             # an RGB failure: the camera blacks out
+            rgb = rgb * 0.03 + np.random.default_rng([seed, 8, t]).normal(0, 3, rgb.shape)
         rgb_frames[t] = np.clip(rgb, 0, 255).astype(np.uint8)
         # TIR: thermal scene seen through H_t (canvas -> RGB frame -> TIR), blur, noise
         M = Hs[t] @ translation(-P, -P)
@@ -330,12 +335,27 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     attributes["large_offset"] = displacement > LARGE_OFFSET_PX
     attributes["distractor"] = near_distractor
     attributes["prealign_drift"] = residual > PREALIGN_DRIFT_PX
+    attributes["modality_failure"] = failure
     meta = dict(seed=int(seed), config={k: v for k, v in asdict(cfg).items() if k != "extra"},
                 challenges=list(challenges), rig=rig_meta, parallax_direction=u.tolist(),
                 displacement_px=dict(mean=float(displacement.mean()), max=float(displacement.max())),
-                prealign_residual_px=dict(mean=float(residual.mean()), max=float(residual.max())))
+                prealign_residual_px=dict(mean=float(residual.mean()), max=float(residual.max())),
+                failed_modality=failed)
     return dict(rgb=rgb_frames, tir=tir_frames, visible=boxes, infrared=ir_boxes, homography=Hs,
                 attributes=attributes, displacement=displacement, prealign_residual=residual, meta=meta)
+
+
+def _failure_segment(seed: int, frames: int) -> tuple[np.ndarray, str]:
+    """A stretch (15-25 % of the sequence, never in the first 10 %) where the target vanishes in one modality:
+    the RGB camera blacks out, or the target is not rendered in TIR (as if fully crossed over). Drawn from its own
+    random stream, so a sequence with ``failure`` is otherwise the same as without."""
+    frng = np.random.default_rng([seed, 7])
+    failed = "rgb" if frng.random() < 0.5 else "tir"
+    length = max(3, int(round(frames * frng.uniform(0.15, 0.25))))
+    start = int(frng.integers(max(2, frames // 10), max(frames // 10 + 1, frames - length)))
+    mask = np.zeros(frames, bool)
+    mask[start:start + length] = True
+    return mask, failed
 
 
 def prealign_residual(visible: np.ndarray, infrared: np.ndarray, Hs: np.ndarray) -> np.ndarray:
@@ -512,13 +532,14 @@ def generate_samples(out: str | Path, frames: int = SAMPLE_FRAMES, progress: boo
     return paths
 
 
-def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str, seed: int, progress: bool = True):
+def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str, seed: int, progress: bool = True,
+                   failure: bool = False):
     """Load the synthetic set in ``folder``, generating it first unless its record says it was made with exactly
     these parameters (a folder made with others, or without a record, is regenerated, never reused)."""
     from .dataset import load_dataset
 
     folder = Path(folder)
-    cfg = SynthConfig(frames=frames, offset=offset)
+    cfg = SynthConfig(frames=frames, offset=offset, failure=failure)
     try:
         current = read_record(folder) == dataset_record(sequences, cfg, seed, f"synth_{offset}")
     except PMATrackError:
