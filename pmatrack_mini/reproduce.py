@@ -43,11 +43,13 @@ class ReproduceConfig:
     test_sequences: int = 16             # per level: one lost sequence moves PR by about 6 points / sequence count
     test_frames: int = 100
     levels: tuple = ("none", "small", "large", "dynamic")
+    stress_sequences: int = 8            # dynamic offset + a modality failure (``synth --failure``)
     seed: int = 0
 
 
 FAST = ReproduceConfig(stage1_steps=6, stage2_steps=3, batch_size=4, train_sequences=1, train_frames=20,
-                       test_sequences=1, test_frames=12, levels=("small", "dynamic"))
+                       test_sequences=1, test_frames=12, levels=("small", "dynamic"), stress_sequences=1)
+STRESS = "stress"                        # the modality-failure set, reported on its own
 
 VARIANTS = {                             # stage-2 networks: name -> align overrides
     "tre": dict(experts=("tre",)),
@@ -117,11 +119,17 @@ class Workspace:
             write_json_atomic(record, dict(config=mine))
 
     def data(self, kind: str, level: str) -> list:
+        """Generated sets: ``train`` / ``test`` at an offset level, or the ``test`` ``stress`` set (dynamic offset
+        with a stretch where the target vanishes in one modality)."""
         rc = self.rc
         n, frames, seed = ((rc.train_sequences, rc.train_frames, 300) if kind == "train"
                            else (rc.test_sequences, rc.test_frames, 9500))
+        failure = level == STRESS
+        if failure:
+            n, level, seed = rc.stress_sequences, "dynamic", seed + 10
         seed += rc.seed + ["none", "small", "large", "dynamic"].index(level)
-        return cached_dataset(self.root / "data" / f"{kind}_{level}", n, frames, level, seed, progress=self.progress)
+        folder = self.root / "data" / f"{kind}_{STRESS if failure else level}"
+        return cached_dataset(folder, n, frames, level, seed, progress=self.progress, failure=failure)
 
     def stage1(self) -> Path:
         from .train import train
@@ -150,7 +158,7 @@ class Workspace:
         model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
         tracker = Tracker(model, cfg, prealign=row.prealign, tocu=TOCUConfig() if row.tocu else None)
         out = {}
-        for lvl in self.rc.levels:
+        for lvl in self.rc.levels + (STRESS,):
             seqs = self.data("test", lvl)
             folder = self.root / "results" / slug(row.label) / lvl
             preds, fps = track_dataset(tracker, seqs, folder, progress=False)
@@ -158,7 +166,41 @@ class Workspace:
             out[lvl] = dict(PR=rep["PR"], NPR=rep["NPR"], SR=rep["SR"], fps=fps, attributes=rep["attributes"],
                             macs_per_frame=tracker.summary["macs_per_frame"],
                             expert_usage=tracker.summary["expert_usage"], tocu=tracker.summary.get("tocu"))
+            if lvl == STRESS:
+                out[lvl]["failure"] = failure_report(seqs, preds, folder)
         return out
+
+
+def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
+    """During and after the stretch where the target vanishes in one modality: the share of frames whose centre
+    error is <= 20 px (during, the 10 frames after, elsewhere), and how often TOCU accepted an update during the
+    failure vs elsewhere (from ``<seq>.align.csv``)."""
+    import csv
+
+    import numpy as np
+
+    from .evaluate import center_errors
+
+    ok = {"during": [], "after": [], "elsewhere": []}
+    accepted = {"during": [], "elsewhere": []}
+    for seq in seqs:
+        fail = seq.attributes["modality_failure"]
+        err = center_errors(preds[seq.name], seq.gt_visible)
+        after = np.zeros_like(fail)
+        if fail.any():
+            end = int(np.flatnonzero(fail)[-1]) + 1
+            after[end:end + 10] = True
+        for name, mask in (("during", fail), ("after", after), ("elsewhere", ~fail & ~after)):
+            ok[name] += list((err[mask] <= 20) & (err[mask] >= 0))
+        rows = list(csv.DictReader((folder / f"{seq.name}.align.csv").open()))
+        for r in rows:
+            if r.get("tocu") in ("accepted", "rejected", "skipped"):
+                where = "during" if fail[int(r["frame"]) - 1] else "elsewhere"
+                accepted[where].append(r["tocu"] == "accepted")
+    mean = lambda v: float(np.mean(v)) if v else None
+    return dict(success_at_20px={k: mean(v) for k, v in ok.items()},
+                tocu_accepted={k: mean(v) for k, v in accepted.items()},
+                failed_modality={s.name: read_json(s.path / "meta.json").get("failed_modality") for s in seqs})
 
 
 def slug(label: str) -> str:
@@ -203,6 +245,17 @@ def write_table(ws: Workspace, table: str, results: dict, command: str, seconds:
                             for role, u in r["expert_usage"].items())
             t = r["tocu"]
             L.append(f"- {row.label}: {use}" + (f"; TOCU accepted {t['acceptance_per_frame']:.2f} of frames" if t else ""))
+    L += ["", f"Modality-failure stress set ({ws.rc.stress_sequences} dynamic sequences, the target vanishes in one "
+          "modality for 15-25 % of the frames): PR / NPR / SR; share of frames within 20 px during the failure, in the "
+          "10 frames after it, elsewhere; TOCU's acceptance during the failure vs elsewhere.", ""]
+    for row in rows:
+        r = results[row.label][STRESS]
+        f = r["failure"]
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"
+        L.append(f"- {row.label}: {100 * r['PR']:.1f} / {100 * r['NPR']:.1f} / {100 * r['SR']:.1f}; within 20 px "
+                 + ", ".join(f"{k} {fmt(v)}" for k, v in f["success_at_20px"].items())
+                 + ("; TOCU accepted " + ", ".join(f"{k} {fmt(v)}" for k, v in f["tocu_accepted"].items())
+                    if row.tocu else ""))
     L += ["", "Orderings the paper claims:", ""] + ordering_lines(table, results)
     write_text_atomic(ws.root / f"{table}.md", "\n".join(L) + "\n")
     write_json_atomic(ws.root / f"{table}.json", dict(command=command, machine=info, seconds=seconds,

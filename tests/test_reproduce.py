@@ -15,6 +15,9 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     full = comp["rows"]["Full (hard routing + TOCU)"]["result"]["dynamic"]
     assert full["tocu"] is not None and set(full["expert_usage"]) == {"center", "scale", "refine"}
     assert comp["rows"]["Baseline"]["result"]["dynamic"]["tocu"] is None
+    stress = comp["rows"]["Full (hard routing + TOCU)"]["result"]["stress"]["failure"]
+    assert set(stress["success_at_20px"]) == {"during", "after", "elsewhere"}
+    assert list(stress["failed_modality"].values())[0] in ("rgb", "tir")
     text = (out / "components.md").read_text()
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
     # the same rows tracked once: the progressive table reuses the full network's results
