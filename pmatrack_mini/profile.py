@@ -159,6 +159,18 @@ def expert_cost_table(names: tuple, dim: int, grid: int, search_size: int, stage
 
 
 def network_cost_table(model) -> dict:
+    """:func:`_network_cost_table`, cached per architecture (the module tree's description): MACs do not depend
+    on the weights, and trackers of one architecture are built many times (one per tracked row)."""
+    key = repr(model)
+    if key not in _COST_TABLES:
+        _COST_TABLES[key] = _network_cost_table(model)
+    return _COST_TABLES[key]
+
+
+_COST_TABLES: dict = {}
+
+
+def _network_cost_table(model) -> dict:
     """Where a tracking forward's MACs go (batch 1, fvcore): {"base": everything but the alignment experts,
     "experts": [{expert: MACs per call} for each stage]}. A stage-2 network is counted with every expert running
     (soft routing); a frame's MACs are then base + the experts it ran (:func:`frame_macs`)."""

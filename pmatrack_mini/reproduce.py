@@ -45,10 +45,15 @@ class ReproduceConfig:
     levels: tuple = ("none", "small", "large", "dynamic")
     stress_sequences: int = 8            # dynamic offset + a modality failure (``synth --failure``)
     seed: int = 0
+    tiny: bool = False                   # a toy network (``--fast``): checks the pipeline in seconds
+
+
+TINY_MODEL = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
+TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2)
 
 
 FAST = ReproduceConfig(stage1_steps=6, stage2_steps=3, batch_size=4, train_sequences=1, train_frames=20,
-                       test_sequences=1, test_frames=12, levels=("small", "dynamic"), stress_sequences=1)
+                       test_sequences=1, test_frames=10, levels=("dynamic",), stress_sequences=1, tiny=True)
 STRESS = "stress"                        # the modality-failure set, reported on its own
 
 VARIANTS = {                             # stage-2 networks: name -> align overrides
@@ -135,8 +140,9 @@ class Workspace:
         from .train import train
 
         run = self.root / "runs" / "stage1"
-        cfg = get_config("cpu-mini", train=dict(steps=self.rc.stage1_steps, batch_size=self.rc.batch_size,
-                                                seed=self.rc.seed, warmup_steps=min(50, self.rc.stage1_steps)))
+        cfg = get_config("cpu-mini", model=TINY_MODEL if self.rc.tiny else {},
+                         train=dict(steps=self.rc.stage1_steps, batch_size=self.rc.batch_size, seed=self.rc.seed,
+                                    warmup_steps=min(50, self.rc.stage1_steps)))
         train(cfg, self.data("train", "none"), run, progress=self.progress)
         return run / "final.pt"
 
@@ -145,7 +151,8 @@ class Workspace:
 
         init = self.stage1()
         run = self.root / "runs" / f"stage2_{variant}"
-        cfg = stage2_config(checkpoint_config(init), align=VARIANTS[variant],
+        align = dict(TINY_ALIGN, **VARIANTS[variant]) if self.rc.tiny else VARIANTS[variant]
+        cfg = stage2_config(checkpoint_config(init), align=align,
                             train=dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
                                        seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps)))
         data = [s for lvl in ("small", "large", "dynamic") for s in self.data("train", lvl)]

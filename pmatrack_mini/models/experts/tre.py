@@ -75,6 +75,9 @@ class TRE(AlignmentExpert):
             nn.Flatten(), nn.Linear(8 * ((K + 1) // 2) ** 2, 5))
         self.start_at_identity(self.reader[-1])
 
+    def extra_repr(self) -> str:
+        return f"epsilon={self.epsilon}, iters={self.iters}, temperature={self.temperature}"
+
     def response_logits(self, z: torch.Tensor, x: torch.Tensor, m: str) -> torch.Tensor:
         """max over template tokens of (Z W)(X W)^T / sqrt(d): (B, Nx) logits over search positions."""
         Z, X = self.proj[m](z), self.proj[m](x)                         # (B, Nz, d), (B, Nx, d)
