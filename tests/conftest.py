@@ -22,3 +22,28 @@ def tiny_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     generate_dataset(root, 2, SynthConfig(frames=20, offset="small"), seed=7, progress=False)
     return root
+
+
+def _untrained_checkpoint(folder: Path, stage: int) -> Path:
+    """A checkpoint of an untrained toy network (width 64): stage 1 one block deep, stage 2 three blocks with a
+    stage after each."""
+    from pmatrack_mini.config import get_config, stage2_config
+    from pmatrack_mini.models import build_model, save_checkpoint
+
+    cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=1 if stage == 1 else 3, num_heads=2,
+                                            head_channels=32))
+    if stage == 2:
+        cfg = stage2_config(cfg, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2))
+    path = folder / f"stage{stage}.pt"
+    save_checkpoint(path, build_model(cfg), cfg, step=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stage1_checkpoint(tmp_path_factory) -> Path:
+    return _untrained_checkpoint(tmp_path_factory.mktemp("stage1"), 1)
+
+
+@pytest.fixture(scope="session")
+def stage2_checkpoint(tmp_path_factory) -> Path:
+    return _untrained_checkpoint(tmp_path_factory.mktemp("stage2"), 2)

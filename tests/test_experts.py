@@ -103,3 +103,63 @@ def test_local_correlation_equals_the_unfold_definition():
 def test_cell_mask():
     m = cell_mask(torch.tensor([[0.5, 0.5, 0.25, 0.25], [0.1, 0.1, 0.01, 0.01]]), 8)
     assert m.shape == (2, 64) and m[0].sum() == 4 and m[1].sum() == 1 and m[1, 0] == 1
+
+
+# ----------------------------------------------------------------------------- measurement helpers (notebooks 02, 03)
+
+
+def test_sinkhorn_truncation_shrinks_with_iterations_and_vanishes_at_convergence():
+    from pmatrack_mini.models.experts.tre import sinkhorn_truncation
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.softmax(3 * torch.randn(6, G * G, generator=g), 1)
+    b = torch.softmax(3 * torch.randn(6, G * G, generator=g), 1)
+    st = sinkhorn_truncation(a, b, G, 0.5, iters=(2, 30, 2000))
+    assert st["row_error"].shape == st["hist_tv"].shape == st["mode_agrees"].shape == (3, 6)
+    tv = st["hist_tv"].median(1).values
+    assert tv[0] > tv[1] > tv[2] and st["hist_tv"][2].max() < 1e-4 and bool(st["mode_agrees"][2].all())
+    assert st["row_error"][2].max() < 1e-4
+    ia, ib = a.argmax(1), b.argmax(1)
+    by_hand = ((ia % G - ib % G).float() ** 2 + (ia // G - ib // G).float() ** 2).sqrt()
+    assert torch.allclose(st["peak_distance"], by_hand)
+
+
+def test_target_responses_put_the_mass_on_the_target_cells():
+    from pmatrack_mini.models.experts.tre import target_responses
+
+    box = torch.tensor([[0.3125, 0.3125, 0.25, 0.25]])          # cells 1..2 x 1..2 of an 8 x 8 grid
+    a, b = target_responses(box, box, G, floor=0.1)
+    assert torch.allclose(a.sum(1), torch.ones(1)) and torch.equal(a, b)
+    m = cell_mask(box, G)[0].bool()
+    assert torch.allclose(a[0, m].sum(), 0.9 + 0.1 * m.sum().float() / G ** 2)
+
+
+def test_fme_band_gates_average_to_the_gates_it_mixes_with():
+    torch.manual_seed(0)
+    e = build_expert("fme", C, G, S)
+    rgb, tir = _tokens()
+    out = e(rgb, tir)
+    assert out["gates_rgb"].shape == out["gates_tir"].shape == (2, 2)
+    assert torch.allclose(out["gates"], 0.5 * (out["gates_rgb"] + out["gates_tir"]))
+    assert torch.allclose(out["gates_rgb"].sum(1), torch.ones(2))
+
+
+def test_band_correlations_on_known_pairs():
+    from pmatrack_mini.models.experts.fme import band_correlations
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 68, 68, generator=g), 5, 1)     # smooth texture (64 x 64)
+    same = band_correlations(img, img.clone())
+    for band in ("raw", "low", "high_abs", "high"):
+        assert torch.allclose(same[band], torch.ones(2, 1), atol=1e-5), band
+    flipped = band_correlations(img, 1 - img)                   # inverted contrast: intensity and signed edges flip
+    assert torch.allclose(flipped["raw"], -torch.ones(2, 1), atol=1e-5)
+    assert torch.allclose(flipped["high"], -torch.ones(2, 1), atol=1e-5)
+    assert torch.allclose(flipped["high_abs"], torch.ones(2, 1), atol=1e-5)
+    shifted = band_correlations(img, img.clone(), shifts=(0, 4))              # misaligning lowers the agreement
+    assert (shifted["high_abs"][:, 1] < 0.9).all() and torch.allclose(shifted["high_abs"][:, 0], torch.ones(2))
+    valid = torch.ones(2, 2, 64, 64, dtype=torch.bool)
+    valid[:, 1, :, :32] = False                                 # the TIR crop is black on its left half
+    noisy = torch.cat([torch.zeros(2, 1, 64, 32), img[..., 32:]], -1)
+    masked = band_correlations(img, noisy, valid)               # only the right half (minus a border) counts
+    assert torch.allclose(masked["raw"], torch.ones(2, 1), atol=1e-5)

@@ -474,14 +474,8 @@ def test_dataset_folders(capsys, tmp_path, samples_dir, eval_inputs, edits, wher
 
 
 @pytest.fixture(scope="module")
-def real_checkpoint(tmp_path_factory):
-    from pmatrack_mini.models import build_model
-    from pmatrack_mini.models import save_checkpoint
-
-    cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=1, num_heads=2, head_channels=32))
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, build_model(cfg), cfg, step=0)
-    return path
+def real_checkpoint(stage1_checkpoint):
+    return stage1_checkpoint
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")   # torch's note on random bytes

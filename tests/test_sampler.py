@@ -101,3 +101,31 @@ def test_loader_batches_are_the_same_for_any_number_of_workers(samples):
         for a, b in zip(expected, got):
             for k in a:
                 np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)   # NaN where NaN
+
+
+def test_inside_fraction_by_hand():
+    from pmatrack_mini.data.sampler import inside_fraction
+
+    boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2],      # inside
+                          [1.0, 0.5, 0.2, 0.2],      # half out on the right
+                          [0.0, 0.0, 0.2, 0.2],      # a quarter in the corner
+                          [1.5, 0.5, 0.2, 0.2]])     # outside
+    assert torch.allclose(inside_fraction(boxes), torch.tensor([1.0, 0.5, 0.25, 0.0]))
+
+
+def test_target_visibility_reads_the_template_and_search_frames(samples):
+    from pmatrack_mini.data.sampler import target_visibility
+
+    cfg = get_config("cpu-mini")
+    seqs = list(samples.values())
+    naive = PairSampler(seqs, cfg.model, merge(cfg.train, dict(prealign="none")))
+    b = naive.batch(step=0, batch_size=64, seed=0)
+    assert b["template_frame"].shape == (64,)
+    v = target_visibility(naive, b)
+    for i in range(64):
+        seq = seqs[int(b["seq"][i])]
+        assert v["template_occluded"][i] == bool(seq.attributes["occlusion"][int(b["template_frame"][i])])
+        assert v["search_dark"][i] == bool(seq.attributes["low_illumination"][int(b["frame"][i])])
+    assert v["template_occluded"].any()              # the samples hold occlusion segments
+    assert (v["rgb_inside"] > 0.3).all()             # the jitter never pushes the RGB target out of the crop
+    assert (v["tir_inside"] == 0).any()              # naive crops of large offsets miss the TIR target

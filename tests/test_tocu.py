@@ -5,13 +5,10 @@ import numpy as np
 import pytest
 
 from pmatrack_mini.cli import main
-from pmatrack_mini.config import get_config, stage2_config
 from pmatrack_mini.data.crops import crop_matrix
 from pmatrack_mini.geometry import homography_from_params
-from pmatrack_mini.models import build_model, save_checkpoint
 from pmatrack_mini.tocu import TOCU, TOCUConfig, change_at, lift_alignment, residual_px
 
-TINY = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
 
 
 def test_the_true_crop_residual_lifts_to_the_true_homography():
@@ -66,16 +63,8 @@ def test_current_iou_is_cached_until_the_homography_changes():
     assert len(seen) == 3 and d["iou_current"] == pytest.approx(0.85)
 
 
-@pytest.fixture(scope="module")
-def stage2_ckpt(tmp_path_factory):
-    s1 = get_config("cpu-mini", model=TINY)
-    cfg = stage2_config(s1, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2))
-    path = tmp_path_factory.mktemp("s2") / "s2.pt"
-    save_checkpoint(path, build_model(cfg), cfg, step=0)
-    return path
-
-
-def test_track_writes_alignment_csv_and_summary(stage2_ckpt, tmp_path, capsys):
+def test_track_writes_alignment_csv_and_summary(stage2_checkpoint, tmp_path, capsys):
+    stage2_ckpt = stage2_checkpoint
     lst = tmp_path / "list.txt"
     lst.write_text("large_fastmotion\n")
     out = tmp_path / "res"
@@ -97,10 +86,8 @@ def test_track_writes_alignment_csv_and_summary(stage2_ckpt, tmp_path, capsys):
     assert all(r["tocu"] == "off" for r in off)
 
 
-def test_tocu_refused_for_stage1_and_oracle(tmp_path, capsys):
-    cfg = get_config("cpu-mini", model=TINY)
-    ck = tmp_path / "s1.pt"
-    save_checkpoint(ck, build_model(cfg), cfg, step=0)
+def test_tocu_refused_for_stage1_and_oracle(stage1_checkpoint, tmp_path, capsys):
+    ck = stage1_checkpoint
     assert main(["track", "--checkpoint", str(ck), "--dataset", "data_samples", "--out", str(tmp_path / "r"),
                  "--tocu", "--quiet"]) == 2
     assert "TOCU" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -3,20 +3,14 @@ import torch
 import pytest
 
 from pmatrack_mini.cli import main
-from pmatrack_mini.config import get_config
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.models import build_model
 from pmatrack_mini.tracker import Tracker, clip_box, hann2d
-from pmatrack_mini.models import save_checkpoint
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=1, num_heads=2, head_channels=32))
-    path = tmp_path_factory.mktemp("ck") / "model.pt"
-    save_checkpoint(path, build_model(cfg), cfg, step=0)
-    return path
+def ckpt(stage1_checkpoint):
+    return stage1_checkpoint
 
 
 def test_track_cli_writes_toolkit_files(ckpt, tmp_path, capsys):
