@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo test test-fast bench clean samples notebooks book
+.PHONY: install demo test test-fast bench clean samples notebooks notebooks-fast book
 
 install: $(STAMP)
 
@@ -35,9 +35,14 @@ bench: $(STAMP)
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples
 
-# Re-execute the notebooks and store their (small) outputs.
+# Re-execute the notebooks in full mode and store their outputs: meaningful training, once, cached in runs/notebooks
+# (a first build trains the shared stage-1 tracker and the stage-2 networks of notebooks 02-07; a rebuild reuses
+# them). notebooks-fast stores CI-mode outputs instead.
 notebooks: $(STAMP)
-	PMATRACK_FAST=1 $(PY) tools/build_notebooks.py
+	MPLBACKEND=Agg $(PY) tools/build_notebooks.py
+
+notebooks-fast: $(STAMP)
+	PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) tools/build_notebooks.py
 
 # Static HTML of the executed notebooks with an index page: book/index.html.
 book: $(STAMP)

@@ -52,7 +52,8 @@ from pmatrack_mini.resume_check import interrupted_cases
 from pmatrack_mini.utils import machine_info, write_boxes, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-INTERFACES = ("synth", "eval", "reference", "train", "train --stage 2", "track", "config overrides")
+INTERFACES = ("synth", "eval", "reference", "train", "train --stage 2", "track", "profile", "reproduce",
+              "config overrides")
 OUTCOMES = ("clear error", "unclear error", "traceback", "wrong output")
 # A device this machine does not have: CUDA itself without a GPU, else an index past the last GPU.
 MISSING_DEVICE = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
@@ -354,6 +355,29 @@ def hand_cases() -> list[Case]:
           _with(track, dataset="{ws}/data", list="{ws}/data/list.txt", prealign="oracle"),
           broken_dataset(lambda s: (s / "homography.txt").unlink())),
         C("track", "--routing dpe with a stage-1 checkpoint", _with(track, routing="dpe")),
+        C("track", "--tocu with a stage-1 checkpoint", track + ["--tocu"]),
+        C("track", "--tocu with --prealign oracle", _with(track, checkpoint="{shared}/s2.pt", prealign="oracle") +
+          ["--tocu"]),
+        C("profile", "no source", ["profile"]),
+        C("profile", "--preset and --checkpoint together", ["profile", "--preset", "cpu-mini", "--checkpoint",
+                                                             "{shared}/tiny.pt"]),
+        C("profile", "--preset unknown", ["profile", "--preset", "huge"]),
+        C("profile", "checkpoint missing", ["profile", "--checkpoint", "{ws}/nope.pt"]),
+        C("profile", "checkpoint truncated", ["profile", "--checkpoint", "{ws}/c.pt"], write_file("c.pt", b"PK\x03\x04")),
+        C("profile", "--routing unknown", ["profile", "--preset", "cpu-mini", "--routing", "hard"]),
+        C("profile", "--routing dpe with a stage-1 checkpoint", ["profile", "--checkpoint", "{shared}/tiny.pt",
+                                                                 "--routing", "dpe"]),
+        C("profile", "--json in a missing folder's place (a file)", ["profile", "--checkpoint", "{shared}/tiny.pt",
+                                                                     "--json", "{shared}/afile/x.json"]),
+        C("reproduce", "--table unknown", ["reproduce", "--table", "speed", "--out", "{ws}/rep", "--fast"]),
+        C("reproduce", "--out missing", ["reproduce", "--table", "all", "--fast"]),
+        C("reproduce", "--out is a file", ["reproduce", "--table", "all", "--out", "{shared}/afile", "--fast"]),
+        C("reproduce", "--out holds another configuration's cache",
+          ["reproduce", "--table", "components", "--out", "{ws}/rep", "--fast", "--quiet"],
+          write_file("rep/reproduce.json", b'{"config": {"stage1_steps": 1}}')),
+        C("reproduce", "--out holds an unreadable record",
+          ["reproduce", "--table", "components", "--out", "{ws}/rep", "--fast", "--quiet"],
+          write_file("rep/reproduce.json", b"{not json")),
     ]
     for what, edit in DATASET_BREAKS.items():
         cases.append(C("eval", f"dataset: {what}", _with(ev, dataset="{ws}/data", list="{ws}/data/list.txt",

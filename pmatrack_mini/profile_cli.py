@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import torch
 
-from .config import get_config
+from .config import ROUTING_MODES, get_config
+from .errors import PMATrackError
+from .paper import PAPER_GFLOPS  # noqa: F401  (the paper's FLOPs column, also importable from here)
 from .profile import component_macs
 from .utils import write_json_atomic
-
-PAPER_GFLOPS = {"Baseline": 56.4, "+TRE": 60.6, "+FME": 71.4, "+DPE": 81.4, "Full (+TOCU)": 72.6}
 
 
 def profile_model(model, routings) -> dict:
@@ -68,8 +68,8 @@ def add_cli(sub) -> None:
     src.add_argument("--preset", choices=["cpu-mini", "paper"], help="count an untrained network of this preset")
     src.add_argument("--checkpoint", help="count the network a checkpoint holds")
     p.add_argument("--stage", type=int, choices=[1, 2], default=2, help="with --preset: 1 tracker, 2 PMATrack")
-    p.add_argument("--routing", nargs="+", choices=["router", "soft", "tre", "fme", "dpe"],
-                   default=["router", "soft", "tre", "fme", "dpe"])
+    p.add_argument("--routing", nargs="+", choices=list(ROUTING_MODES), default=None,
+                   help="stage-2 networks: the routing modes to count (default: all)")
     p.add_argument("--json", default=None)
     p.set_defaults(func=_cmd)
 
@@ -85,7 +85,9 @@ def _cmd(args) -> None:
         cfg = get_config(args.preset, stage=args.stage)
         model = build_model(cfg)
         name = f"untrained {args.preset}, stage {args.stage}"
-    prof = profile_model(model, tuple(args.routing))
+    if cfg.train.stage == 1 and args.routing:
+        raise PMATrackError(f"a stage-1 tracker has no alignment stages to route (--routing {' '.join(args.routing)})")
+    prof = profile_model(model, tuple(args.routing or ROUTING_MODES))
     print(format_report(name, prof, cfg.preset == "paper"))
     if args.json:
         write_json_atomic(args.json, dict(name=name, config=cfg.to_dict(), **prof))
