@@ -27,6 +27,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
+	$(PY) benchmarks/cost_table.py
 	$(PY) benchmarks/bench_input.py
 	$(PY) benchmarks/sanity_table.py
 	$(PY) benchmarks/bench_align.py

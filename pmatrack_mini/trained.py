@@ -27,13 +27,19 @@ def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool =
 
     work = Path(work)
     small = steps <= 50
-    data = cached_dataset(work / "train_aligned", 6 if small else 24, 60 if small else 100, "none",
-                          STAGE1_TRAIN_SEED + seed, progress=progress)
+    data = cached_dataset(work / "train_aligned", *stage1_data_size(steps), "none", STAGE1_TRAIN_SEED + seed,
+                          progress=progress)
     cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=16 if small else 32, log_every=5,
                                             warmup_steps=min(50, max(1, steps // 6)), seed=seed))
     run = run_folder(work, "stage1", cfg)
     train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
+
+
+def stage1_data_size(steps: int) -> tuple[int, int]:
+    """(sequences, frames) of the aligned training set :func:`stage1_tracker` uses for ``steps`` steps: a small set
+    for a CI-sized run (<= 50 steps), a larger one otherwise."""
+    return (6, 60) if steps <= 50 else (24, 100)
 
 
 def run_folder(work: Path, kind: str, cfg) -> Path:
@@ -83,7 +89,9 @@ def training_summary(cfg) -> str:
     config (and the stage-1 checkpoint's): for the captions of figures whose meaning depends on training."""
     t, a = cfg.train, cfg.align
     if t.stage == 1:
-        return f"stage-1 tracker: {t.steps} steps x batch {t.batch_size} on generated aligned sequences"
+        seqs, frames = stage1_data_size(t.steps)
+        return (f"stage-1 tracker: {t.steps} steps x batch {t.batch_size} (lr {t.lr:g}) on {seqs} x {frames}-frame "
+                f"generated aligned sequences")
     seqs, frames = stage2_data_size(t.steps)
     stage1 = checkpoint_config(t.init).train if t.init else None
     return (f"stage 2: {t.steps} steps x batch {t.batch_size} (lr {t.lr:g}, router warm-up {a.router_warmup:.0%} of "

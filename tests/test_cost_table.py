@@ -18,13 +18,15 @@ def mini():
 
 def test_stored_table_matches_the_current_code_at_cpu_mini(mini):
     stored = read_cost_table(STORED)["table"]["presets"]["cpu-mini"]
-    for key in ("backbone", "head", "attention", "head_rgb_only", "stage1", "experts", "per_stage", "stage2_soft"):
+    for key in ("backbone", "head", "attention", "head_rgb_only", "stage1", "experts", "projection", "per_stage",
+                "stage2_soft"):
         assert stored[key] == mini[key], f"results/cost_table.json is stale ({key}): run benchmarks/cost_table.py"
 
 
 def test_components_add_up_and_rows_rise(mini):
     assert mini["stage1"] == mini["backbone"] + mini["head"]
     assert 0 < mini["attention"] < mini["backbone"] and mini["head_rgb_only"] < mini["head"]
+    assert all(0 < mini["projection"][n] < mini["experts"][n] for n in mini["experts"])
     e, st, k = mini["experts"], mini["per_stage"], mini["stages"]
     assert mini["stage2_soft"] == pytest.approx(mini["stage1"] + k * (sum(e.values()) + sum(st.values())), rel=1e-3)
     rows = frame_rows(mini)

@@ -163,3 +163,12 @@ def test_band_correlations_on_known_pairs():
     noisy = torch.cat([torch.zeros(2, 1, 64, 32), img[..., 32:]], -1)
     masked = band_correlations(img, noisy, valid)               # only the right half (minus a border) counts
     assert torch.allclose(masked["raw"], torch.ones(2, 1), atol=1e-5)
+
+
+def test_erosion_matches_a_min_pool():
+    from pmatrack_mini.models.experts.fme import _erode
+
+    g = torch.Generator().manual_seed(0)
+    m = torch.rand(3, 20, 24, generator=g) > 0.1
+    ref = -torch.nn.functional.max_pool2d(-m[:, None].float(), 5, 1, 2)[:, 0] > 0.5     # pads with -inf: border clipped
+    assert torch.equal(_erode(m, 2), ref)

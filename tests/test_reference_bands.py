@@ -25,3 +25,18 @@ def test_needs_the_true_homography(samples_dir):
     s.homography = None
     with pytest.raises(PMATrackError, match="homography"):
         band_agreement([s])
+
+
+def test_summary_statistics_by_hand(samples_dir):
+    from pmatrack_mini.reference import band_agreement_summary
+
+    seqs = load_dataset(samples_dir)[:2]
+    r = band_agreement(seqs, shifts=(0, 8), step=5)
+    s = band_agreement_summary(r)
+    x = r["high_abs"][:, 0]
+    assert s["frames"] == len(x)
+    assert np.isclose(s["high_abs"]["mean"], x.mean()) and np.isclose(s["high_abs"]["positive"], (x > 0).mean())
+    lo, hi = s["raw"]["by_sequence"]
+    means = [r["raw"][r["sequence"] == n, 0].mean() for n in (seqs[0].name, seqs[1].name)]
+    assert np.isclose(lo, min(means)) and np.isclose(hi, max(means))
+    assert len(s["low"]["mean_abs_by_shift"]) == 2

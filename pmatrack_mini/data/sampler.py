@@ -26,6 +26,11 @@ Ground truth exposed per sample, in the search crop:
   ``residual_kind``   which mixture component cut the TIR search crop (0 zero, 1 small, 2 large, 3 first-frame;
                       -1 outside ``mixture``)
   ``seq``, ``frame``  where the search frame came from (for per-attribute evaluation)
+  ``template_frame``  the frame the template was cut from
+
+The target is not always visible in a crop: the box of an occluded or dark frame is still the target's place (as
+LasHeR annotates it), the search jitter can put the box at the crop's edge, and a naive TIR crop can miss the TIR
+target altogether; :func:`target_visibility` says which, per sample.
 
 Batches are a pure function of (seed, step, rank): a resumed run sees the same data, and so does a run whose
 batches are cut by other processes. :func:`batch_loader` serves them to the training loop through a torch
@@ -140,7 +145,7 @@ class PairSampler:
             H_crop = np.full((3, 3), np.nan)
         return dict(z_rgb=z_rgb, x_rgb=x_rgb, z_tir=z_tir, x_tir=x_tir, box=box, tir_box=tir_box,
                     offset=(tir_box[:2] - box[:2]) * out, H_crop=H_crop, px_per_crop_px=np.float64(side / out),
-                    residual_kind=np.int64(kind), seq=np.int64(i), frame=np.int64(tx))
+                    residual_kind=np.int64(kind), seq=np.int64(i), frame=np.int64(tx), template_frame=np.int64(tz))
 
     def batch(self, step: int, batch_size: int, seed: int = 0, rank: int = 0, float_images: bool = True) -> dict:
         """The batch of ``step`` for ``rank``; images float in [0, 1], or uint8 with ``float_images=False``."""
@@ -198,6 +203,29 @@ def collate(items: list[dict], float_images: bool = True) -> dict:
     out = {k: to_tensor_images([it[k] for it in items], float_images) for k in ("z_rgb", "x_rgb", "z_tir", "x_tir")}
     for k in ("box", "tir_box", "offset", "H_crop", "px_per_crop_px"):
         out[k] = torch.from_numpy(np.stack([it[k] for it in items])).float()
-    for k in ("residual_kind", "seq", "frame"):
+    for k in ("residual_kind", "seq", "frame", "template_frame"):
         out[k] = torch.from_numpy(np.stack([it[k] for it in items]))
+    return out
+
+
+def inside_fraction(boxes: torch.Tensor) -> torch.Tensor:
+    """(B, 4) normalised cx, cy, w, h -> (B,) the fraction of each box's area that lies inside the crop [0, 1]^2."""
+    lo, hi = boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2
+    inside = (hi.clamp(0, 1) - lo.clamp(0, 1)).clamp_min(0).prod(1)
+    return (inside / boxes[:, 2:].prod(1).clamp_min(1e-12)).clamp(max=1.0)
+
+
+def target_visibility(sampler: PairSampler, batch: dict) -> dict:
+    """Why the target may not show in a batch's crops, per sample (numpy arrays (B,)):
+    ``template_occluded`` / ``search_occluded`` and ``template_dark`` / ``search_dark`` (the frame's ``occlusion`` /
+    ``low_illumination`` flag: the box marks where the target is, an occluder or the dark hides it),
+    ``rgb_inside`` / ``tir_inside`` (the fraction of the RGB / TIR box inside its search crop; the template crop is
+    centred on its box and always holds it)."""
+    out = {}
+    for when, key in (("template", "template_frame"), ("search", "frame")):
+        for name, flag in (("occluded", "occlusion"), ("dark", "low_illumination")):
+            out[f"{when}_{name}"] = np.array([bool(sampler.seqs[s].attributes.get(flag, np.zeros(t + 1, bool))[t])
+                                              for s, t in zip(batch["seq"].tolist(), batch[key].tolist())])
+    out["rgb_inside"] = inside_fraction(batch["box"]).numpy()
+    out["tir_inside"] = inside_fraction(batch["tir_box"]).numpy()
     return out

@@ -51,6 +51,8 @@ class TinyUNet(nn.Module):
 
 
 class DPE(AlignmentExpert):
+    token_projections = ("reduce",)     # the modules that read the backbone's C-channel tokens (profile)
+
     def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", widths=(48, 64, 96, 128)):
         super().__init__(dim, grid, search_size, stage)
         self.reduce = nn.Conv2d(2 * dim + 2, widths[0], 1)
