@@ -19,6 +19,7 @@ Writes ``OUT.json`` and ``OUT.md`` with the command, machine, wall time and the 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -113,9 +114,12 @@ def main(argv=None):
                   for s in cached_dataset(work / "data" / f"train_{lvl}", a.train_seqs, 80, lvl, STAGE2_TRAIN_SEED + k)]
     s2_cfg = stage2_config(checkpoint_config(a.stage1), train=dict(steps=a.steps, init=str(a.stage1)))
     t0 = time.perf_counter()
-    res = train(s2_cfg, train_sets, work / "stage2")
+    train(s2_cfg, train_sets, work / "stage2")
     timings["stage2_train_s_this_call"] = time.perf_counter() - t0
     s2_model, s2_cfg, _ = model_from_checkpoint(work / "stage2" / "final.pt")
+    s2_log = [r for f in sorted((work / "stage2").glob("log_*.json")) for r in json.loads(f.read_text())]
+    s2_train = dict(steps=s2_log[-1]["step"], samples_per_s=s2_log[-1]["samples_per_s"], last=s2_log[-1],
+                    note="from the run's own log (the run may come from an earlier call: training is cached)")
     roles = s2_model.roles
 
     # 3. alignment on held-out pairs through the first-frame pre-alignment
@@ -184,14 +188,15 @@ def main(argv=None):
     info = machine_info()
     write_json_atomic(a.out + ".json", dict(
         command=command, when=when, wall_seconds=wall, machine=info, timings=timings,
-        stage2_config=s2_cfg.to_dict(), stage2_train=dict(samples_per_s=res["samples_per_s"], last=res["last"]),
+        stage2_config=s2_cfg.to_dict(), stage2_train=s2_train,
         alignment=align, expert_usage=usage, tracking=tracking, gap_closed=closed, macs=macs, speed=speed,
         goals=goals))
     L = [f"# PMATrack's network (stage 2): alignment, tracking, MACs, speed", "",
          f"Command: `{command}`  ", f"When: {when}, wall time {wall / 60:.1f} min (this call), machine: "
-         f"{info['processor']} ({info['cpu_count']} cores), torch {info.get('torch')}  ",
+         f"{info['processor']} ({info['cpu_count']} cores, torch threads {info.get('torch_threads')}), "
+         f"torch {info.get('torch')}; networks trained by an earlier call are reused (cached in {a.work})  ",
          f"Stage 1: `{a.stage1}` (cpu-mini RGBT, trained on aligned sequences). Stage 2: {s2_cfg.train.steps} steps x "
-         f"batch {s2_cfg.train.batch_size}, {a.train_seqs} sequences x 80 frames per level (small, large, dynamic; "
+         f"batch {s2_cfg.train.batch_size} ({s2_train['samples_per_s']:.1f} samples/s when trained), {a.train_seqs} sequences x 80 frames per level (small, large, dynamic; "
          f"seeds {STAGE2_TRAIN_SEED}+), experts {', '.join(s2_cfg.align.experts)}, stages {', '.join(roles)} after "
          f"blocks {[s2_cfg.align.layer_of(r) for r in roles]}, lambda_cost {s2_cfg.align.lambda_cost}, tracker frozen: "
          f"{s2_cfg.train.freeze_tracker}, pre-alignment mixture {s2_cfg.train.residual_mix} "

@@ -14,8 +14,8 @@ they are not saved. Rank 0 continues the seeded stream (a one-process run is unc
 from its own (seed, rank) stream, so drop-path and Gumbel noise are not repeated across ranks.
 
 A run resumes under another config only where the difference cannot change the weights
-(``config.resume_differences``: threads, logging, checkpoint frequency, input workers, initial-weight files).
-Resuming on another number of processes, on another device type, or with or without ``--amp`` continues the
+(``config.resume_differences``: logging, checkpoint frequency, input workers, initial-weight files). Resuming
+with another number of CPU threads, processes, another device type, or with or without ``--amp`` continues the
 run, but not step for step as an uninterrupted one: that is allowed, with a note saying so.
 """
 from __future__ import annotations
@@ -62,7 +62,8 @@ def checkpoint_extras(rank: int, world: int, device: torch.device, scaler, amp: 
     states = gather_to_rank0(rng_state(device), rank, world)
     if rank:
         return None
-    extras = dict(rng=states, run=dict(world_size=world, device_type=device.type, amp=bool(amp)))
+    extras = dict(rng=states, run=dict(world_size=world, device_type=device.type, amp=bool(amp),
+                                       cpu_threads=torch.get_num_threads()))
     if scaler is not None:
         extras["scaler"] = scaler.state_dict()
     return extras
@@ -94,6 +95,9 @@ def restore(state: dict, model, optimizer, scheduler, scaler, rank: int, world: 
         notes.append(f"saved by {run.get('world_size')} process(es) on {run.get('device_type')} with amp="
                      f"{run.get('amp')}, resumed by {world} on {device.type} with amp={bool(amp)}: training continues, "
                      f"but not step for step as an uninterrupted run")
+    if device.type == "cpu" and run.get("cpu_threads", torch.get_num_threads()) != torch.get_num_threads():
+        notes.append(f"saved with {run['cpu_threads']} CPU thread(s), resumed with {torch.get_num_threads()}: float "
+                     f"sums are split differently, so training continues, but not step for step")
     if scaler is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
     states = state.get("rng") or ([dict(cpu=state["torch_rng"])] if "torch_rng" in state else [])  # older files

@@ -32,7 +32,7 @@ from .models.checkpoint import load_checkpoint
 
 TINY_MODEL = dict(embed_dim=64, depth=2, num_heads=2, head_channels=32, drop_path=0.3)
 TINY_TRAIN = dict(steps=4, batch_size=4, ckpt_every=2, log_every=1, warmup_steps=1)
-OTHER_OPERATIONAL = dict(log_every=3, ckpt_every=1, num_threads=1, num_workers=2)
+OTHER_OPERATIONAL = dict(log_every=3, ckpt_every=1, num_workers=2)
 
 
 def tiny_configs(init: str | Path) -> tuple[Config, Config]:
@@ -69,7 +69,8 @@ def train_killed_while_saving(cfg: Config, data: list, out: Path, at_step: int, 
     cfg_file = out.parent / f".{out.name}.config.json"
     cfg_file.write_text(json.dumps(cfg.to_dict()))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
+                                                       os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS=str(torch.get_num_threads()))        # this process's thread count: the same sums
     cmd = [sys.executable, "-m", "pmatrack_mini.resume_check", "--child", str(cfg_file), str(out), str(at_step),
            "--device", device] + (["--amp"] if amp else []) + ["--data"] + [str(d) for d in data]
     try:

@@ -20,7 +20,8 @@
 * Checkpoints ``RUN/last.pt`` (and ``final.pt``) are written atomically and hold the config, the step, the model /
   optimiser / scheduler states and what else an exact resume needs (``resume``: every rank's random states, the
   GradScaler); training resumes from ``last.pt`` and ends with the same weights as an uninterrupted run.
-  Operational settings (``config.OPERATIONAL``) may change between the two.
+  Operational settings (``config.OPERATIONAL``) may change between the two; another thread count continues the
+  run with a note (it changes the last bits of the sums).
 * Multi-GPU / multi-node: torch's DDP, launched by ``torchrun`` (``distributed``); gloo on CPU.
 """
 from __future__ import annotations
@@ -176,9 +177,11 @@ def train(cfg: Config, data: str | Path | list, out_dir: str | Path, device: str
     this; ``device`` ``cuda`` then means the process's own GPU. Returns a summary.
     """
     rank, world, dev, created = setup_distributed(device)
+    threads = torch.get_num_threads()
     try:
         return _train(cfg, data, Path(out_dir), rank, world, dev, amp, resume, stop_after, progress)
     finally:
+        torch.set_num_threads(threads)                   # train.num_threads holds for this run only
         shutdown(created)
 
 
@@ -216,6 +219,7 @@ def _train(cfg, data, out_dir, rank, world, dev, amp, resume, stop_after, progre
         for tmp in leftover_temporaries(last):            # a process killed while writing a checkpoint
             tmp.unlink()
             print(f"removed {tmp.name}, a checkpoint write that did not finish")
+    notes = []
     if state is not None:
         notes = restore(state, model, optimizer, scheduler, scaler, rank, world, dev, amp)   # last: the RNG
         if rank == 0 and progress:
@@ -253,7 +257,7 @@ def _train(cfg, data, out_dir, rank, world, dev, amp, resume, stop_after, progre
     barrier(world)                                         # nobody leaves while rank 0 still writes
     elapsed = time.perf_counter() - t0
     return dict(start=start, end=end, seconds=elapsed, samples_per_s=seen / max(elapsed, 1e-9),
-                last=log[-1] if log else None, model=model, device=str(dev), rank=rank, world=world)
+                last=log[-1] if log else None, notes=notes, model=model, device=str(dev), rank=rank, world=world)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -42,12 +42,22 @@ def test_resume_gives_the_same_weights_even_with_other_operational_settings(tmp_
     cfg, full = uninterrupted
     first = train(cfg, ["data_samples"], tmp_path, stop_after=2, progress=False)
     assert first["end"] == 2 and load_checkpoint(tmp_path / "last.pt")["step"] == 2
-    other = merge(cfg, dict(train=dict(log_every=3, ckpt_every=1, num_threads=1)))   # config.OPERATIONAL
+    other = merge(cfg, dict(train=dict(log_every=3, ckpt_every=1, num_workers=1)))   # config.OPERATIONAL
     resumed = train(other, ["data_samples"], tmp_path, progress=False)
-    assert resumed["start"] == 2 and resumed["end"] == 4
+    assert resumed["start"] == 2 and resumed["end"] == 4 and resumed["notes"] == []
     assert differing(full, resumed["model"].state_dict()) == []
     init = train(_tiny(steps=1), ["data_samples"], tmp_path / "c", stop_after=0, progress=False)["model"]
     assert differing(full, init.state_dict())              # and the weights did change during training
+
+
+def test_resume_on_another_thread_count_continues_with_a_note(tmp_path, uninterrupted):
+    cfg, _ = uninterrupted
+    before = torch.get_num_threads()
+    train(cfg, ["data_samples"], tmp_path, stop_after=2, progress=False)
+    threads = 1 if before > 1 else 2
+    resumed = train(merge(cfg, dict(train=dict(num_threads=threads))), ["data_samples"], tmp_path, progress=False)
+    assert resumed["end"] == 4 and len(resumed["notes"]) == 1 and "CPU thread(s)" in resumed["notes"][0]
+    assert torch.get_num_threads() == before                 # the run's thread count does not outlive it
 
 
 def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, uninterrupted):
