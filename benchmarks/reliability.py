@@ -312,7 +312,7 @@ def hand_cases() -> list[Case]:
         C("track", "2nd sequence has an unreadable frame", _with(track, dataset="{ws}/data", list="{ws}/data/list.txt"),
           lambda ws, shared: (copy_sequences(shared, ws / "data", ("small_occlusion", "none_lowlight")),
                               (ws / "data" / "none_lowlight" / "visible" / "v000005.jpg").write_bytes(b"no")),
-          keeps=("res", "res/small_occlusion.txt")),
+          keeps=("res", "res/small_occlusion.txt", "res/small_occlusion.align.csv")),
         C("train", "--set model.pretrained=missing file", _train({"model.pretrained": "{ws}/nope.pth"})),
         C("train", "--set model.pretrained=a text file", _train({"model.pretrained": "{shared}/afile"})),
         C("train", "--set model.pretrained=weights that map onto nothing",

@@ -225,7 +225,7 @@ def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Pa
             if out_dir is None or not preds:
                 raise
             raise PMATrackError(f"{exc} (sequence {k + 1} of {len(sequences)}, {seq.name}); kept the "
-                                f"{_some(list(preds), 'finished result')} in {out_dir}; not tracked: "
+                                f"{_some(list(preds), 'finished result')} (.txt, .align.csv) in {out_dir}; not tracked: "
                                 f"{_some([s.name for s in sequences[k:]], 'sequence')}") from None
         preds[seq.name] = boxes
         fps.append(f)
