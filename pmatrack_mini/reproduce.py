@@ -2,8 +2,9 @@
 
     pmatrack-mini reproduce --table components|progressive|all --out DIR [--fast]
 
-One command trains what the tables need, caches it in DIR (a rerun reuses it; a DIR made with another
-configuration is refused) and tracks held-out generated sets:
+One command trains what the tables need and tracks held-out generated sets, caching both in DIR (a rerun, also
+after an interruption, reuses the trained networks, resumes an unfinished training and reuses each tracked row
+setting, DIR/results/<setting>.json; a DIR made with another configuration is refused):
 
 * one stage-1 tracker shared by every row (aligned training data);
 * stage-2 networks on top of it (``VARIANTS``): experts {TRE}, {TRE, FME}, {TRE, FME, DPE}, and the progressive
@@ -40,7 +41,8 @@ class ReproduceConfig:
     batch_size: int = 32
     train_sequences: int = 16            # per level
     train_frames: int = 80
-    test_sequences: int = 16             # per level: one lost sequence moves PR by about 6 points / sequence count
+    test_sequences: int = 16             # per level (none, small, large)
+    dynamic_test_sequences: int = 36     # one lost sequence moves PR by 100 / 36 < 3 points on the goals' level
     test_frames: int = 100
     levels: tuple = ("none", "small", "large", "dynamic")
     stress_sequences: int = 8            # dynamic offset + a modality failure (``synth --failure``)
@@ -53,7 +55,8 @@ TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2)
 
 
 FAST = ReproduceConfig(stage1_steps=6, stage2_steps=3, batch_size=4, train_sequences=1, train_frames=20,
-                       test_sequences=1, test_frames=10, levels=("dynamic",), stress_sequences=1, tiny=True)
+                       test_sequences=1, dynamic_test_sequences=1, test_frames=10, levels=("dynamic",),
+                       stress_sequences=1, tiny=True)
 STRESS = "stress"                        # the modality-failure set, reported on its own
 
 VARIANTS = {                             # stage-2 networks: name -> align overrides
@@ -128,7 +131,8 @@ class Workspace:
         with a stretch where the target vanishes in one modality)."""
         rc = self.rc
         n, frames, seed = ((rc.train_sequences, rc.train_frames, 300) if kind == "train"
-                           else (rc.test_sequences, rc.test_frames, 9500))
+                           else (rc.dynamic_test_sequences if level == "dynamic" else rc.test_sequences,
+                                 rc.test_frames, 9500))
         failure = level == STRESS
         if failure:
             n, level, seed = rc.stress_sequences, "dynamic", seed + 10
@@ -160,21 +164,29 @@ class Workspace:
         return run / "final.pt"
 
     def track_row(self, row: Row) -> dict:
-        """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}."""
+        """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}. Kept in
+        DIR/results/<setting>.json, so that a rerun (after an interruption, or for the other table) reuses it."""
+        key = f"{row.network}_{row.prealign}_{row.routing or 'none'}_{'tocu' if row.tocu else 'notocu'}"
+        record = self.root / "results" / f"{key}.json"
+        if record.is_file():
+            return read_json(record)
         ckpt = self.stage1() if row.network == "stage1" else self.stage2(row.network)
         model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
         tracker = Tracker(model, cfg, prealign=row.prealign, tocu=TOCUConfig() if row.tocu else None)
         out = {}
         for lvl in self.rc.levels + (STRESS,):
             seqs = self.data("test", lvl)
-            folder = self.root / "results" / slug(row.label) / lvl
-            preds, fps = track_dataset(tracker, seqs, folder, progress=False)
+            folder = self.root / "results" / key / lvl
+            if self.progress:
+                print(f"tracking: {row.label}, {lvl}", file=sys.stderr)
+            preds, fps = track_dataset(tracker, seqs, folder, progress=self.progress)
             rep = evaluate_predictions(seqs, preds)
             out[lvl] = dict(PR=rep["PR"], NPR=rep["NPR"], SR=rep["SR"], fps=fps, attributes=rep["attributes"],
                             macs_per_frame=tracker.summary["macs_per_frame"],
                             expert_usage=tracker.summary["expert_usage"], tocu=tracker.summary.get("tocu"))
             if lvl == STRESS:
                 out[lvl]["failure"] = failure_report(seqs, preds, folder)
+        write_json_atomic(record, out)
         return out
 
 
@@ -208,10 +220,6 @@ def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
     return dict(success_at_20px={k: mean(v) for k, v in ok.items()},
                 tocu_accepted={k: mean(v) for k, v in accepted.items()},
                 failed_modality={s.name: read_json(s.path / "meta.json").get("failed_modality") for s in seqs})
-
-
-def slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
 def ordering_lines(table: str, results: dict) -> list[str]:
@@ -272,21 +280,17 @@ def write_table(ws: Workspace, table: str, results: dict, command: str, seconds:
 
 
 def reproduce(table: str, out: str | Path, fast: bool = False, progress: bool = True, command: str = "") -> dict:
-    """Build (or reuse) everything ``table`` (components | progressive | all) needs; write its files."""
+    """Build (or reuse) everything ``table`` (components | progressive | all) needs; write its files.
+    Returns {table: {row label: {level: results}}}."""
     if table not in ("components", "progressive", "all"):
         raise PMATrackError(f"--table must be components, progressive or all, got {table!r}")
     ws = Workspace(out, FAST if fast else ReproduceConfig(), progress)
     tables = list(TABLES) if table == "all" else [table]
-    done: dict = {}
+    done = {}
     for name in tables:
         t0 = time.perf_counter()
-        results = {}
-        for row in TABLES[name]:
-            key = (row.network, row.prealign, row.routing, row.tocu)
-            if key not in done:
-                done[key] = ws.track_row(row)
-            results[row.label] = done[key]
-        write_table(ws, name, results, command, time.perf_counter() - t0)
+        done[name] = {row.label: ws.track_row(row) for row in TABLES[name]}     # each setting tracked once
+        write_table(ws, name, done[name], command, time.perf_counter() - t0)
     return done
 
 

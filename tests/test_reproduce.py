@@ -22,6 +22,8 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
     # the same rows tracked once: the progressive table reuses the full network's results
     assert prog["rows"]["Centre + scale + refine"]["result"]["dynamic"] == full
+    settings = sorted(p.name for p in (out / "results").glob("*.json"))       # one record per tracked setting
+    assert len(settings) == len({(r.network, r.prealign, r.routing, r.tocu) for r in COMPONENT_ROWS + PROGRESSIVE_ROWS})
     trained = sorted(p.name for p in (out / "runs").iterdir())
     assert trained == ["stage1", "stage2_all", "stage2_center", "stage2_center_scale", "stage2_tre", "stage2_tre_fme"]
     # a cache made with another configuration is refused, nothing written
