@@ -106,3 +106,18 @@ def write_summary(path, per_sequence: dict, meta: dict) -> dict:
     summary = dict(meta, overall=overall_summary(per_sequence), sequences=per_sequence)
     write_json_atomic(Path(path), summary)
     return summary
+
+
+def decision_quality(rows: list[dict], margin_px: float = 0.5) -> dict:
+    """How good a judge TOCU was, from ``<seq>.align.csv`` rows with the true residuals: per decision (accepted,
+    rejected, skipped), how many proposals were better than the running homography at that frame (the proposal's
+    residual ``residual_network_px`` below the running one's ``residual_crop_px`` by more than ``margin_px``),
+    worse (above by more), or about the same. Rows without residuals (no homography.txt) are left out."""
+    out = {d: dict(better=0, same=0, worse=0) for d in ("accepted", "rejected", "skipped")}
+    for r in rows:
+        d = r.get("tocu")
+        if d not in out or "residual_network_px" not in r or "residual_crop_px" not in r:
+            continue
+        gain = float(r["residual_crop_px"]) - float(r["residual_network_px"])
+        out[d]["better" if gain > margin_px else "worse" if gain < -margin_px else "same"] += 1
+    return out

@@ -91,3 +91,17 @@ def test_tocu_refused_for_stage1_and_oracle(stage1_checkpoint, tmp_path, capsys)
     assert main(["track", "--checkpoint", str(ck), "--dataset", "data_samples", "--out", str(tmp_path / "r"),
                  "--tocu", "--quiet"]) == 2
     assert "TOCU" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_decision_quality_sorts_proposals_by_their_true_gain():
+    from pmatrack_mini.track_outputs import decision_quality
+
+    rows = [dict(tocu="accepted", residual_crop_px=5.0, residual_network_px=1.0),      # better
+            dict(tocu="accepted", residual_crop_px=1.0, residual_network_px=4.0),      # worse
+            dict(tocu="rejected", residual_crop_px=3.0, residual_network_px=3.2),      # about the same
+            dict(tocu="skipped", residual_crop_px=9.0, residual_network_px=2.0),       # better, never checked
+            dict(tocu="off", residual_crop_px=9.0, residual_network_px=2.0),           # TOCU off: not counted
+            dict(tocu="accepted")]                                                     # no ground truth
+    q = decision_quality(rows)
+    assert q == dict(accepted=dict(better=1, same=0, worse=1), rejected=dict(better=0, same=1, worse=0),
+                     skipped=dict(better=1, same=0, worse=0))
