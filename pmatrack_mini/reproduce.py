@@ -19,6 +19,7 @@ acceptance, the paper's numbers beside ours, and one line per ordering the paper
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ from .data.synth import cached_dataset
 from .errors import PMATrackError
 from .evaluate import evaluate_predictions
 from .models.checkpoint import checkpoint_config, model_from_checkpoint
+from .reproduce_report import STRESS, failure_report, write_table
 from .tocu import TOCUConfig
 from .tracker import Tracker, track_dataset
-from .utils import machine_info, read_json, write_json_atomic, write_text_atomic
+from .utils import read_json, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,6 @@ TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2)
 FAST = ReproduceConfig(stage1_steps=6, stage2_steps=3, batch_size=4, train_sequences=1, train_frames=20,
                        test_sequences=1, dynamic_test_sequences=1, test_frames=10, levels=("dynamic",),
                        stress_sequences=1, tiny=True)
-STRESS = "stress"                        # the modality-failure set, reported on its own
 
 VARIANTS = {                             # stage-2 networks: name -> align overrides
     "tre": dict(experts=("tre",)),
@@ -96,19 +97,6 @@ PROGRESSIVE_ROWS = (
     Row("Centre + scale + refine", "all", "first-frame", "router", True, paper=(64.4, 58.7, 50.6, None, None, None, None)),
 )
 TABLES = {"components": COMPONENT_ROWS, "progressive": PROGRESSIVE_ROWS}
-# The paper's orderings, as (table, [row labels in the claimed increasing order], metric, level of ours)
-ORDERINGS = (
-    ("components", ["Baseline", "+TRE", "+TRE +FME", "+TRE +FME +DPE (soft, no TOCU)", "Full (hard routing + TOCU)"],
-     "PR", "small"),
-    ("components", ["Baseline", "+TRE", "+TRE +FME", "+TRE +FME +DPE (soft, no TOCU)", "Full (hard routing + TOCU)"],
-     "PR", "dynamic"),
-    ("progressive", ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"],
-     "PR", "small"),
-    ("progressive", ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"],
-     "PR", "dynamic"),
-)
-
-
 class Workspace:
     """DIR: data, trained networks and results, keyed by the ReproduceConfig recorded in DIR/reproduce.json."""
 
@@ -163,10 +151,15 @@ class Workspace:
         train(cfg, data, run, progress=self.progress)
         return run / "final.pt"
 
+    @staticmethod
+    def row_key(row: Row) -> str:
+        """The tracking setting of a row: rows with the same one are tracked once."""
+        return f"{row.network}_{row.prealign}_{row.routing or 'none'}_{'tocu' if row.tocu else 'notocu'}"
+
     def track_row(self, row: Row) -> dict:
         """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}. Kept in
         DIR/results/<setting>.json, so that a rerun (after an interruption, or for the other table) reuses it."""
-        key = f"{row.network}_{row.prealign}_{row.routing or 'none'}_{'tocu' if row.tocu else 'notocu'}"
+        key = self.row_key(row)
         record = self.root / "results" / f"{key}.json"
         if record.is_file():
             return read_json(record)
@@ -189,94 +182,35 @@ class Workspace:
         write_json_atomic(record, out)
         return out
 
+    def curves(self, row: Row, level: str) -> dict:
+        """Precision / normalised precision / success curves of a tracked row at one level, from its boxes."""
+        from .evaluate import read_results
 
-def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
-    """During and after the stretch where the target vanishes in one modality: the share of frames whose centre
-    error is <= 20 px (during, the 10 frames after, elsewhere), and how often TOCU accepted an update during the
-    failure vs elsewhere (from ``<seq>.align.csv``)."""
-    import csv
+        seqs = self.data("test", level)
+        report = evaluate_predictions(seqs, read_results(self.root / "results" / self.row_key(row) / level, seqs))
+        return report["curves"]
 
-    import numpy as np
+    def cost(self) -> dict:
+        """Seconds of compute behind DIR: training from each run's logged samples/s (an interrupted call leaves no
+        log: its steps are counted at the run's logged speed), tracking from each row's frames and measured FPS."""
+        def train_seconds(run: Path) -> float:
+            logs = [json.loads(f.read_text())[-1] for f in sorted(run.glob("log_*.json"))]   # each call's last record
+            if not logs or not (run / "final.pt").is_file():
+                return 0.0
+            sps = sum(r["samples_per_s"] for r in logs) / len(logs)
+            return logs[-1]["step"] * self.rc.batch_size / sps
 
-    from .evaluate import center_errors
-
-    ok = {"during": [], "after": [], "elsewhere": []}
-    accepted = {"during": [], "elsewhere": []}
-    for seq in seqs:
-        fail = seq.attributes["modality_failure"]
-        err = center_errors(preds[seq.name], seq.gt_visible)
-        after = np.zeros_like(fail)
-        if fail.any():
-            end = int(np.flatnonzero(fail)[-1]) + 1
-            after[end:end + 10] = True
-        for name, mask in (("during", fail), ("after", after), ("elsewhere", ~fail & ~after)):
-            ok[name] += list((err[mask] <= 20) & (err[mask] >= 0))
-        rows = list(csv.DictReader((folder / f"{seq.name}.align.csv").open()))
-        for r in rows:
-            if r.get("tocu") in ("accepted", "rejected", "skipped"):
-                where = "during" if fail[int(r["frame"]) - 1] else "elsewhere"
-                accepted[where].append(r["tocu"] == "accepted")
-    mean = lambda v: float(np.mean(v)) if v else None
-    return dict(success_at_20px={k: mean(v) for k, v in ok.items()},
-                tocu_accepted={k: mean(v) for k, v in accepted.items()},
-                failed_modality={s.name: read_json(s.path / "meta.json").get("failed_modality") for s in seqs})
-
-
-def ordering_lines(table: str, results: dict) -> list[str]:
-    lines = []
-    for tab, labels, metric, level in ORDERINGS:
-        if tab != table or level not in next(iter(results.values())):
-            continue
-        vals = [results[lab][level][metric] for lab in labels]
-        ok = all(a < b for a, b in zip(vals, vals[1:]))            # strictly rising: a tie is no gain
-        lines.append(f"- {' < '.join(labels)} in {metric} at offset {level}: {'reproduced' if ok else 'NOT reproduced'}"
-                     f" ({' / '.join(f'{100 * v:.1f}' for v in vals)})")
-    return lines
-
-
-def write_table(ws: Workspace, table: str, results: dict, command: str, seconds: float) -> None:
-    rows, levels, info = TABLES[table], ws.rc.levels, machine_info()
-    L = [f"# The paper's {table} ablation, reproduced on generated data", "",
-         f"Command: `{command}`  ", f"Machine: {info['processor']} ({info['cpu_count']} cores), torch {info.get('torch')}; "
-         f"time for this call {seconds / 60:.1f} min (cached networks are reused).  ",
-         f"Size: {dataclasses.asdict(ws.rc)}", "",
-         "Ours: PR / NPR / SR (%) per offset level; MACs per frame on the dynamic set. The paper's numbers (LasHeR-"
-         "Unaligned, ViT-B) beside: small is our LasHeR-Unaligned regime, large / dynamic MUART244's.", "",
-         "| row | " + " | ".join(levels) + " | GMACs/frame | paper LasHeR-UA | paper MUART244 | paper GFLOPs |",
-         "|---|" + "---|" * (len(levels) + 4)]
-    for row in rows:
-        r = results[row.label]
-        cells = [f"{100 * r[l]['PR']:.1f} / {100 * r[l]['NPR']:.1f} / {100 * r[l]['SR']:.1f}" for l in levels]
-        p = row.paper or (None,) * 7
-        paper = [" / ".join(str(v) for v in p[:3]) if p[0] else "-",
-                 " / ".join(str(v) for v in p[3:6]) if p[3] else "-", str(p[6]) if p[6] else "-"]
-        macs = r[levels[-1]]["macs_per_frame"] / 1e9
-        L.append(f"| {row.label} | " + " | ".join(cells) + f" | {macs:.3f} | " + " | ".join(paper) + " |")
-    L += ["", "Expert usage (fraction of frames, last level) and TOCU acceptance:", ""]
-    for row in rows:
-        r = results[row.label][levels[-1]]
-        if r["expert_usage"]:
-            use = "; ".join(f"{role}: " + ", ".join(f"{e} {v:.2f}" for e, v in u.items())
-                            for role, u in r["expert_usage"].items())
-            t = r["tocu"]
-            L.append(f"- {row.label}: {use}" + (f"; TOCU accepted {t['acceptance_per_frame']:.2f} of frames" if t else ""))
-    L += ["", f"Modality-failure stress set ({ws.rc.stress_sequences} dynamic sequences, the target vanishes in one "
-          "modality for 15-25 % of the frames): PR / NPR / SR; share of frames within 20 px during the failure, in the "
-          "10 frames after it, elsewhere; TOCU's acceptance during the failure vs elsewhere.", ""]
-    for row in rows:
-        r = results[row.label][STRESS]
-        f = r["failure"]
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"
-        L.append(f"- {row.label}: {100 * r['PR']:.1f} / {100 * r['NPR']:.1f} / {100 * r['SR']:.1f}; within 20 px "
-                 + ", ".join(f"{k} {fmt(v)}" for k, v in f["success_at_20px"].items())
-                 + ("; TOCU accepted " + ", ".join(f"{k} {fmt(v)}" for k, v in f["tocu_accepted"].items())
-                    if row.tocu else ""))
-    L += ["", "Orderings the paper claims:", ""] + ordering_lines(table, results)
-    write_text_atomic(ws.root / f"{table}.md", "\n".join(L) + "\n")
-    write_json_atomic(ws.root / f"{table}.json", dict(command=command, machine=info, seconds=seconds,
-                                                       config=dataclasses.asdict(ws.rc),
-                                                       rows={row.label: dict(result=results[row.label],
-                                                                             paper=row.paper) for row in rows}))
+        runs = sorted((self.root / "runs").glob("stage2_*"))
+        frames, track_s = 0, 0.0
+        for record in sorted((self.root / "results").glob("*.json")):
+            for lvl, r in read_json(record).items():
+                n = sum(len(s) - 1 for s in self.data("test", lvl))
+                frames, track_s = frames + n, track_s + n / max(r["fps"], 1e-9)
+        cost = dict(stage1_train_s=train_seconds(self.root / "runs" / "stage1"),
+                    stage2_train_s=sum(train_seconds(r) for r in runs), stage2_runs=[r.name for r in runs],
+                    tracking_s=track_s, tracked_frames=frames)
+        cost["total_s"] = cost["stage1_train_s"] + cost["stage2_train_s"] + cost["tracking_s"]
+        return cost
 
 
 def reproduce(table: str, out: str | Path, fast: bool = False, progress: bool = True, command: str = "") -> dict:
@@ -290,7 +224,7 @@ def reproduce(table: str, out: str | Path, fast: bool = False, progress: bool = 
     for name in tables:
         t0 = time.perf_counter()
         done[name] = {row.label: ws.track_row(row) for row in TABLES[name]}     # each setting tracked once
-        write_table(ws, name, done[name], command, time.perf_counter() - t0)
+        write_table(ws, name, TABLES[name], done[name], command, time.perf_counter() - t0)
     return done
 
 

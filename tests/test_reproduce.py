@@ -2,7 +2,8 @@
 import json
 
 from pmatrack_mini.cli import main
-from pmatrack_mini.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS, ordering_lines
+from pmatrack_mini.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS
+from pmatrack_mini.reproduce_report import ordering_lines
 
 
 def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
@@ -18,6 +19,11 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     stress = comp["rows"]["Full (hard routing + TOCU)"]["result"]["stress"]["failure"]
     assert set(stress["success_at_20px"]) == {"during", "after", "elsewhere"}
     assert list(stress["failed_modality"].values())[0] in ("rgb", "tir")
+    curves = comp["rows"]["Baseline"]["curves"]["dynamic"]                   # recomputed from the kept boxes
+    assert len(curves["PR"]) == len(curves["pr_thresholds"]) and 0 <= min(curves["SR"]) <= max(curves["SR"]) <= 1
+    cost = prog["cost"]                                       # written last: everything DIR holds
+    assert cost["stage2_runs"] == ["stage2_all", "stage2_center", "stage2_center_scale", "stage2_tre", "stage2_tre_fme"]
+    assert cost["tracked_frames"] > 0 and cost["total_s"] > cost["tracking_s"] > 0
     text = (out / "components.md").read_text()
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
     # the same rows tracked once: the progressive table reuses the full network's results
