@@ -3,9 +3,9 @@ the paper preset, beside the paper's FLOPs column and the official code's expert
 
     python benchmarks/cost_table.py [--presets cpu-mini paper] [--out results/cost_table.json]
 
-Untrained networks are counted with fvcore at batch 1 (``profile.cost_context_table``); no weights are needed. The
+Untrained networks are counted with fvcore at batch 1 (``cost_context.cost_context_table``); no weights are needed. The
 paper preset (ViT-B, 640 tokens) takes several seconds on a CPU, so notebooks read this file
-(``profile.read_cost_table``) instead of counting; ``tests/test_cost_table.py`` checks that the stored cpu-mini
+(``cost_context.read_cost_table``) instead of counting; ``tests/test_cost_table.py`` checks that the stored cpu-mini
 numbers are what the current code counts. Writes the JSON (command, machine, time, table) and prints the tables.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from pmatrack_mini.profile import cost_context_table, cost_penalty_note, format_cost_table
+from pmatrack_mini.cost_context import cost_context_table, cost_penalty_note, format_cost_table
 from pmatrack_mini.utils import machine_info, write_json_atomic
 
 

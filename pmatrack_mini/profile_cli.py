@@ -9,13 +9,15 @@ ones the router picks for that pair; with untrained weights that choice means no
 range hard routing can span: base + the cheapest to base + the dearest expert at every stage.
 
 The paper's FLOPs column (LasHeR-Unaligned ablation, ViT-B backbone) is printed beside the paper preset: Baseline
-56.4 G, +TRE 60.6, +FME 71.4, +DPE 81.4, Full 72.6.
+56.4 G, +TRE 60.6, +FME 71.4, +DPE 81.4, Full 72.6, with the same rows counted here and what explains the difference
+(``cost_context``: the paper's column reads as MACs of linear and conv layers, without the attention matmuls).
 """
 from __future__ import annotations
 
 import torch
 
 from .config import ROUTING_MODES, get_config
+from .cost_context import cost_context_table, cost_penalty_note, format_cost_table
 from .errors import PMATrackError
 from .paper import PAPER_GFLOPS  # noqa: F401  (the paper's FLOPs column, also importable from here)
 from .profile import component_macs
@@ -89,6 +91,9 @@ def _cmd(args) -> None:
         raise PMATrackError(f"a stage-1 tracker has no alignment stages to route (--routing {' '.join(args.routing)})")
     prof = profile_model(model, tuple(args.routing or ROUTING_MODES))
     print(format_report(name, prof, cfg.preset == "paper"))
+    if cfg.preset == "paper":                  # the paper's FLOPs column beside the same rows counted here, and why
+        prof["paper_comparison"] = cost_context_table(("paper",))
+        print("\n" + format_cost_table(prof["paper_comparison"]) + "\n\n" + cost_penalty_note(prof["paper_comparison"]))
     if args.json:
         write_json_atomic(args.json, dict(name=name, config=cfg.to_dict(), **prof))
         print(f"wrote {args.json}")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.profile import (cost_context, cost_penalty_note, format_cost_table, frame_rows, paper_style_baseline,
+from pmatrack_mini.cost_context import (cost_context, cost_penalty_note, format_cost_table, frame_rows, paper_style_baseline,
                                    read_cost_table)
 
 ROOT = Path(__file__).resolve().parents[1]

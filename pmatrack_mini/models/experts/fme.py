@@ -13,7 +13,7 @@ For each band, a local correlation volume between the modalities over displaceme
 pooled over the RGB positions i with the RGB template response w_i (where the target is), giving a
 (2D + 1)^2 map per band. Per-modality band gates (from pooled features) mix the two bands; a three-scale
 pyramid of convolutions reads the result. Costlier than TRE, cheaper than DPE at cpu-mini size (at paper width the
-three nearly tie: ``profile.cost_context_table``).
+three nearly tie: ``cost_context.cost_context_table``).
 
 How much the bands agree across the modalities on aligned crops is measured by :func:`band_correlations`
 (``reference.band_agreement`` over whole sequences, notebook 03): the sign of the intensity (and low band)
