@@ -53,11 +53,11 @@ COMPONENTS = (
     Component("Stage-2 training (L_p, L_r, frozen tracker)", "Loss & Training", ("train.py",),
               ("05", "06", "07"), "done"),
     Component("TOCU: template-offset contrastive update", "Loss & Training (inference)",
-              ("tocu.py", "tracker.py"), ("08",), "implemented, no notebook yet"),
+              ("tocu.py", "tracker.py"), ("08",), "done"),
     Component("Ablation tables (components, progressive)", "Experiments: ablation", ("reproduce.py",),
-              ("09",), "implemented, full results pending"),
+              ("09",), "implemented; full results in `results/reproduce/` pending"),
     Component("FLOPs per component and routing mode", "Experiments: FLOPs column",
-              ("profile.py", "profile_cli.py"), ("10",), "implemented, no notebook yet (cost table in 04)"),
+              ("profile.py", "profile_cli.py", "cost_context.py"), ("04", "10"), "done"),
 )
 
 

@@ -263,3 +263,54 @@ def expert_calls(model: torch.nn.Module, inputs: tuple, routing: str) -> dict:
             h.remove()
         model.train(was_training)
     return calls
+
+
+def component_seconds(model, inputs: tuple, routing: str | None = None, repeats: int = 20) -> dict:
+    """Where a forward's wall time goes (batch 1, this machine): the median over ``repeats`` forwards of the seconds
+    spent in each component of :func:`component_macs` ("backbone", "head", "<role>.router", "<role>.<expert>",
+    "<role>.tcmda", "<role>.warp": the rest of the stage), timed by forward hooks, and of the whole forward
+    ("total"; "other" is what no component covers). Beside the MACs it shows which parts are bound by arithmetic
+    and which by the cost of launching many small operations."""
+    bb = model.backbone                                   # a stage-2 network runs the blocks itself
+    parts = {"backbone": [bb.patch_embed, *bb.blocks, bb.norm], "head": [model.head]}
+    for role, stage in zip(getattr(model, "roles", ()), getattr(model, "stages", ())):
+        parts[f"{role}.router"] = [stage.dmae.router]
+        parts.update({f"{role}.{n}": [e] for n, e in stage.dmae.experts.items()})
+        parts[f"{role}.tcmda"] = [stage.tcmda]
+        parts[f"{role}.stage"] = [stage]
+    spent: dict = {}
+    started: dict = {}
+
+    def pre(mod, args, name):
+        started[id(mod)] = time.perf_counter()
+
+    def post(mod, args, out, name):
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - started.pop(id(mod))
+
+    hooks = [h for name, mods in parts.items() for m in mods
+             for h in (m.register_forward_pre_hook(functools.partial(pre, name=name)),
+                       m.register_forward_hook(functools.partial(post, name=name)))]
+    runs, totals = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for k in range(repeats + 2):                      # two warm-up forwards
+                spent.clear()
+                t0 = time.perf_counter()
+                model(*inputs, **({"routing": routing} if routing else {}))
+                if k >= 2:
+                    totals.append(time.perf_counter() - t0)
+                    runs.append(dict(spent))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    med = lambda vals: float(sorted(vals)[len(vals) // 2])
+    comp = {name: med([r.get(name, 0.0) for r in runs]) for name in parts}
+    for role in getattr(model, "roles", ()):
+        inner = sum(v for k, v in comp.items() if k.startswith(f"{role}.") and k != f"{role}.stage")
+        comp[f"{role}.warp"] = max(0.0, comp.pop(f"{role}.stage") - inner)
+    total = med(totals)
+    comp["other"] = max(0.0, total - sum(comp.values()))
+    return dict(total=total, components=comp)

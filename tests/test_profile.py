@@ -85,3 +85,22 @@ def test_mean_frame_macs_is_the_usage_weighted_frame_cost():
     half = {r: {"tre": 0.5, "fme": 0.0, "dpe": 0.5} for r in roles}
     assert mean_frame_macs(table, half) == (only_tre + only_dpe) / 2
     assert not net.training
+
+
+def test_component_seconds_cover_the_forward():
+    from pmatrack_mini.config import get_config
+    from pmatrack_mini.models import build_model
+    from pmatrack_mini.profile import component_macs, component_seconds
+
+    cfg = get_config("cpu-mini", stage=2, model=dict(embed_dim=64, depth=3, num_heads=2, head_channels=32),
+                     align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    m = cfg.model
+    inputs = (torch.rand(1, 3, m.template_size, m.template_size), torch.rand(1, 3, m.search_size, m.search_size)) * 2
+    t = component_seconds(model, inputs, routing="tre", repeats=3)
+    macs = component_macs(model, inputs, ("tre",))["tre"]["components"]
+    assert set(t["components"]) == set(macs) | {"other"}
+    assert all(v >= 0 for v in t["components"].values())
+    assert sum(t["components"].values()) >= 0.99 * t["total"] and t["components"]["backbone"] > 0
+    assert all(t["components"][f"{role}.{e}"] == 0 for role in model.roles for e in ("fme", "dpe"))   # never ran
