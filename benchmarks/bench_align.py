@@ -32,7 +32,7 @@ import torch
 from pmatrack_mini.alignment_metrics import alignment_errors, error_table, expert_usage
 from pmatrack_mini.config import EXPERT_NAMES, get_config, merge, stage2_config
 from pmatrack_mini.data.sampler import PairSampler
-from pmatrack_mini.data.synth import cached_dataset
+from pmatrack_mini.data.synth_sets import cached_dataset
 from pmatrack_mini.evaluate import evaluate_predictions
 from pmatrack_mini.models import build_model, model_from_checkpoint
 from pmatrack_mini.models.checkpoint import checkpoint_config

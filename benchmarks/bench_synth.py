@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pmatrack_mini.data.synth import SynthConfig, render_sequence, write_sequence
+from pmatrack_mini.data.synth import SynthConfig, render_sequence
+from pmatrack_mini.data.synth_sets import write_sequence
 from pmatrack_mini.utils import machine_info, write_json_atomic
 
 

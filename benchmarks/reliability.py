@@ -45,7 +45,8 @@ import torch
 
 from pmatrack_mini.cli import main as cli_main
 from pmatrack_mini.config import Config, get_config, merge, stage2_config
-from pmatrack_mini.data.synth import SynthConfig, generate_dataset
+from pmatrack_mini.data.synth import SynthConfig
+from pmatrack_mini.data.synth_sets import generate_dataset
 from pmatrack_mini.models import build_model
 from pmatrack_mini.models import save_checkpoint
 from pmatrack_mini.resume_check import interrupted_cases

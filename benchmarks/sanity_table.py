@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pmatrack_mini.config import get_config
-from pmatrack_mini.data.synth import cached_dataset as ensure
+from pmatrack_mini.data.synth_sets import cached_dataset as ensure
 from pmatrack_mini.evaluate import evaluate_predictions
 from pmatrack_mini.tracker import Tracker, track_dataset
 from pmatrack_mini.models import model_from_checkpoint

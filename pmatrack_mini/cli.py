@@ -65,7 +65,8 @@ def _size(text: str) -> tuple:
 
 
 def cmd_synth(args) -> None:
-    from .data.synth import CHALLENGES, SynthConfig, generate_dataset, generate_samples
+    from .data.synth import CHALLENGES, SynthConfig
+    from .data.synth_sets import generate_dataset, generate_samples
 
     if args.preset == "samples":
         paths = generate_samples(args.out, progress=not args.quiet, overwrite=args.overwrite)

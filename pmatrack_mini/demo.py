@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.dataset import load_dataset
-from .data.synth import cached_dataset
+from .data.synth_sets import cached_dataset
 from .evaluate import evaluate_predictions, format_report, plot_curves, save_report
 from .reference import misalignment_stats, reference_prediction
 from .config import get_config

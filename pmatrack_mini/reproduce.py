@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import get_config, stage2_config
-from .data.synth import cached_dataset
+from .data.synth_sets import cached_dataset
 from .errors import PMATrackError
 from .evaluate import evaluate_predictions
 from .models.checkpoint import checkpoint_config, model_from_checkpoint

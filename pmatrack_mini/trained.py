@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from .config import get_config, stage2_config
-from .data.synth import cached_dataset
+from .data.synth_sets import cached_dataset
 from .models.checkpoint import checkpoint_config, model_from_checkpoint
 
 STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED = 100, 300

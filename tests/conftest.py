@@ -17,7 +17,8 @@ def samples_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """Two generated small-offset sequences of 20 frames (written once per test session)."""
-    from pmatrack_mini.data.synth import SynthConfig, generate_dataset
+    from pmatrack_mini.data.synth import SynthConfig
+    from pmatrack_mini.data.synth_sets import generate_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     generate_dataset(root, 2, SynthConfig(frames=20, offset="small"), seed=7, progress=False)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from pmatrack_mini.data.dataset import load_sequence
-from pmatrack_mini.data.synth import (OFFSET_LEVELS, SynthConfig, generate_dataset, read_record, render_sequence,
-                                      samples_record, write_sequence)
+from pmatrack_mini.data.synth import OFFSET_LEVELS, SynthConfig, render_sequence
+from pmatrack_mini.data.synth_sets import generate_dataset, read_record, samples_record, write_sequence
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.geometry import apply_homography, box_center, invert, resize_homography, warp_boxes
 from pmatrack_mini.reference import center_displacement
@@ -187,7 +187,7 @@ def test_parallax_drift_changes_over_time(seqs):
 
 def test_data_samples_are_what_the_documented_command_regenerates(tmp_path, samples_dir):
     """data_samples/README says `pmatrack-mini synth data_samples --preset samples` regenerates them."""
-    from pmatrack_mini.data.synth import SAMPLE_FRAMES, SAMPLE_SET
+    from pmatrack_mini.data.synth_sets import SAMPLE_FRAMES, SAMPLE_SET
 
     name, offset, challenges, seed = SAMPLE_SET[3]
     s = render_sequence(SynthConfig(frames=SAMPLE_FRAMES, offset=offset, challenges=challenges), seed)
@@ -233,7 +233,7 @@ def test_a_folder_made_otherwise_is_refused_then_replaced(tmp_path):
 
 
 def test_cached_dataset_regenerates_unless_the_record_matches(tmp_path):
-    from pmatrack_mini.data.synth import cached_dataset
+    from pmatrack_mini.data.synth_sets import cached_dataset
 
     d = tmp_path / "c"
     seqs = cached_dataset(d, 1, 12, "small", 0, progress=False)
