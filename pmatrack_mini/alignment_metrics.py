@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data.sampler import PairSampler
-from .geometry import apply_homography_torch, normalized_to_crop_px
+from .geometry import apply_homography_torch, invert_homography_torch, normalized_to_crop_px, warp_features
 
 ATTRIBUTE_SUBSETS = ("occlusion", "distractor", "thermal_crossover", "low_illumination", "prealign_drift")
 
@@ -187,3 +187,35 @@ def fusion_residuals(model, batch: dict, routing: str | None = None, device="cpu
             h.remove()
     return {role: {m: float((out[i] - args[i]).norm() / args[i].norm()) for i, m in enumerate(("rgb", "tir"))}
             for role, (args, out) in seen.items()}
+
+
+@torch.no_grad()
+def one_pair(batch: dict, i: int, mode: str, network=None, tracker=None) -> dict:
+    """One held-out pair under one alignment ``mode``: the error at the target (RGB px), the head's score map and
+    the TIR search crop as the head's TIR tokens see it (RGB crop frame).
+
+    ``mode``: ``none`` (the stage-1 ``tracker`` on the crops as the pre-alignment cut them), ``router`` / ``soft`` /
+    ``tre`` / ``fme`` / ``dpe`` (the stage-2 ``network`` with that routing; its last stage's H_k), or ``oracle``
+    (the stage-1 ``tracker`` on a TIR crop warped by the true crop homography: error 0 by construction).
+    Returns {"error_px", "score_map": (G, G), "tir_seen": (3, S, S), "center": (2,) crop px, "experts"}."""
+    S = batch["x_rgb"].shape[-1]
+    z_rgb, x_rgb, z_tir, x_tir = (batch[n][i:i + 1] for n in ("z_rgb", "x_rgb", "z_tir", "x_tir"))
+    H_true = batch["H_crop"][i:i + 1]
+    c = normalized_to_crop_px(batch["box"][i:i + 1, :2], S)                     # (1, 2) RGB target centre
+    true_at = apply_homography_torch(H_true, c[:, None])[:, 0]
+    px = float(batch["px_per_crop_px"][i])
+    experts = {}
+    if mode in ("none", "oracle"):
+        if mode == "oracle":
+            x_tir = warp_features(x_tir, invert_homography_torch(H_true))        # TIR(H p): the crops agree
+        out = tracker.eval()(z_rgb, x_rgb, z_tir, x_tir)
+        error = 0.0 if mode == "oracle" else float((true_at - c).norm()) * px
+        seen = x_tir
+    else:
+        out = network.eval()(z_rgb, x_rgb, z_tir, x_tir, routing=mode)
+        H = out["align"][-1]["H"]
+        error = float((apply_homography_torch(H, c[:, None])[:, 0] - true_at).norm()) * px
+        seen = warp_features(x_tir, invert_homography_torch(H))                  # TIR(H_k p)
+        experts = {rec["role"]: rec["names"][int(rec["choice"][0])] for rec in out["align"]}
+    return dict(error_px=error, score_map=out["score_map"][0, 0].numpy(), tir_seen=seen[0], center=c[0].numpy(),
+                experts=experts)

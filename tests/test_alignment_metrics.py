@@ -101,3 +101,21 @@ def test_fusion_residuals_are_zero_untrained_and_measure_the_change(samples_dir)
     r = fusion_residuals(net, b)
     assert r["center"] == {"rgb": 0.0, "tir": 0.0} and r["scale"]["rgb"] == 0.0 and r["scale"]["tir"] > 0
     assert not net.stages[1].tcmda._forward_hooks
+
+
+def test_one_pair_errors_match_the_batch_evaluation(samples_dir, stage1_checkpoint, stage2_checkpoint):
+    from pmatrack_mini.alignment_metrics import alignment_errors, one_pair
+    from pmatrack_mini.models import model_from_checkpoint
+
+    net, cfg, _ = model_from_checkpoint(stage2_checkpoint)
+    tracker, _, _ = model_from_checkpoint(stage1_checkpoint)
+    sampler = PairSampler(load_dataset(samples_dir), cfg.model, cfg.train)
+    b = sampler.batch(0, 3, seed=12345)
+    ref = alignment_errors(net, sampler, batches=1, batch_size=3, routings=("tre",))
+    G = cfg.model.feat_size
+    for i in range(3):
+        none, oracle, tre = (one_pair(b, i, m, network=net, tracker=tracker) for m in ("none", "oracle", "tre"))
+        assert abs(none["error_px"] - ref["before"][i]) < 1e-3 and oracle["error_px"] == 0.0
+        assert abs(tre["error_px"] - ref["tre"]["after"][i, -1]) < 1e-3
+        assert tre["experts"] == {r: "tre" for r in net.roles} and tre["score_map"].shape == (G, G)
+        assert none["tir_seen"].shape == (3, cfg.model.search_size, cfg.model.search_size)
