@@ -43,3 +43,32 @@ def test_ordering_lines_need_a_strict_rise():
     rising = {lab: {"small": {"PR": 0.5 + 0.01 * k}, "dynamic": {"PR": 0.5}} for k, lab in enumerate(labels)}
     lines = ordering_lines("components", rising)
     assert "small: reproduced" in lines[0] and "dynamic: NOT reproduced" in lines[1]
+
+
+def test_goal_lines_say_met_or_not_with_the_numbers():
+    from pmatrack_mini.reproduce_report import goal_lines
+
+    def row(pr, npr, sr, macs=1.0, usage=None):
+        return dict(PR=pr, NPR=npr, SR=sr, macs_per_frame=macs, expert_usage=usage or {})
+
+    use_aligned = {"center": {"tre": 0.9, "dpe": 0.1}, "scale": {"tre": 0.6, "fme": 0.4}}
+    use_dynamic = {"center": {"tre": 0.5, "dpe": 0.5}, "scale": {"tre": 0.2, "fme": 0.8}}
+    results = {
+        "Baseline": {"dynamic": row(0.2, 0.1, 0.1), "small": row(0.80, 0.7, 0.6), "none": row(0.9, 0.8, 0.7)},
+        "Baseline + static pre-alignment": {"dynamic": row(0.4, 0.2, 0.2), "small": row(0.70, 0.6, 0.5),
+                                            "none": row(0.9, 0.8, 0.7)},
+        "Oracle alignment (stage 1)": {"dynamic": row(0.8, 0.6, 0.6)},
+        "+TRE +FME +DPE (soft, no TOCU)": {"dynamic": row(0.6, 0.4, 0.4, macs=10.0)},
+        "Full (hard routing + TOCU)": {"dynamic": row(0.7, 0.4, 0.5, macs=8.0, usage=use_dynamic),
+                                       "small": row(0.795, 0.7, 0.6), "none": row(0.9, 0.8, 0.7, usage=use_aligned)},
+    }
+    lines = goal_lines(results)
+    assert lines[0].endswith(": met (PR 0.75, NPR 0.50, SR 0.75)")           # half of the NPR gap is enough
+    assert "small: PR not below" in lines[1] and "met (79.5 vs 80.0)" in lines[1] and "NOT" not in lines[1]
+    assert "MACs" in lines[3] and "met (ratio 0.80" in lines[3] and "NOT" not in lines[3]
+    assert "NOT" not in lines[4] and "center 0.90, scale 0.60" in lines[4]
+    assert "NOT" not in lines[5] and "center 0.50 vs 0.10" in lines[5]
+    results["Full (hard routing + TOCU)"]["dynamic"]["NPR"] = 0.3
+    results["Full (hard routing + TOCU)"]["small"]["PR"] = 0.78
+    lines = goal_lines(results)
+    assert "NOT met (PR 0.75, NPR 0.25, SR 0.75)" in lines[0] and "NOT met (78.0 vs 80.0)" in lines[1]
