@@ -55,7 +55,7 @@ COMPONENTS = (
     Component("TOCU: template-offset contrastive update", "Loss & Training (inference)",
               ("tocu.py", "tracker.py"), ("08",), "done"),
     Component("Ablation tables (components, progressive)", "Experiments: ablation", ("reproduce.py",),
-              ("09",), "implemented; full results in `results/reproduce/` pending"),
+              ("09",), "done (results/reproduce/)"),
     Component("FLOPs per component and routing mode", "Experiments: FLOPs column",
               ("profile.py", "profile_cli.py", "cost_context.py"), ("04", "10"), "done"),
 )
