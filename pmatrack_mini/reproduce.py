@@ -102,6 +102,7 @@ class Workspace:
 
     def __init__(self, root: str | Path, rc: ReproduceConfig, progress: bool = True):
         self.root, self.rc, self.progress = Path(root), rc, progress
+        self._sets: dict = {}                  # data folder name -> sequences, loaded once per call
         record = self.root / "reproduce.json"
         mine = dataclasses.asdict(rc)
         mine["levels"] = list(rc.levels)
@@ -126,7 +127,10 @@ class Workspace:
             n, level, seed = rc.stress_sequences, "dynamic", seed + 10
         seed += rc.seed + ["none", "small", "large", "dynamic"].index(level)
         folder = self.root / "data" / f"{kind}_{STRESS if failure else level}"
-        return cached_dataset(folder, n, frames, level, seed, progress=self.progress, failure=failure)
+        if folder.name not in self._sets:
+            self._sets[folder.name] = cached_dataset(folder, n, frames, level, seed, progress=self.progress,
+                                                           failure=failure)
+        return self._sets[folder.name]
 
     def stage1(self) -> Path:
         from .train import train
