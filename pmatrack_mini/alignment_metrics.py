@@ -34,11 +34,8 @@ def alignment_errors(model, sampler: PairSampler, batches: int, batch_size: int 
     per = {r: {"after": [], "choice": [], "probs": []} for r in routings}
     for k in range(batches):
         b = sampler.batch(k, batch_size, seed=seed)
-        H_true = b["H_crop"].to(device)
-        c = normalized_to_crop_px(b["box"][:, :2], S).to(device)                # (B, 2) RGB target centre
-        px = b["px_per_crop_px"].to(device)
-        true_at = apply_homography_torch(H_true, c[:, None])[:, 0]               # (B, 2)
-        res["before"].append(((true_at - c).norm(dim=1) * px).cpu().numpy())
+        c, true_at, px = _target_points(b, S, device)
+        res["before"].append(_residual_px(None, c, true_at, px).cpu().numpy())
         res["residual_kind"].append(b["residual_kind"].numpy())
         for s, f in zip(b["seq"].tolist(), b["frame"].tolist()):
             attrs = sampler.seqs[s].attributes
@@ -47,8 +44,7 @@ def alignment_errors(model, sampler: PairSampler, batches: int, batch_size: int 
         inputs = [b[n].to(device) for n in ("z_rgb", "x_rgb", "z_tir", "x_tir")]
         for r in routings:
             out = model(*inputs, routing=r)
-            after = [(apply_homography_torch(rec["H"], c[:, None])[:, 0] - true_at).norm(dim=1) * px
-                     for rec in out["align"]]
+            after = [_residual_px(rec["H"], c, true_at, px) for rec in out["align"]]
             per[r]["after"].append(torch.stack(after, 1).cpu().numpy())
             per[r]["choice"].append(np.stack([np.asarray(rec["names"])[rec["choice"].cpu().numpy()]
                                               for rec in out["align"]], 1))
@@ -58,6 +54,20 @@ def alignment_errors(model, sampler: PairSampler, batches: int, batch_size: int 
     for r in routings:
         out[r] = {k: np.concatenate(v) for k, v in per[r].items()}
     return out
+
+
+def _target_points(batch: dict, search_size: int, device="cpu") -> tuple:
+    """(c, true_at, px): the RGB target centre c (B, 2) in crop px, where the true crop homography puts it in the TIR
+    crop (B, 2), and the RGB pixels per crop pixel (B,)."""
+    c = normalized_to_crop_px(batch["box"][:, :2], search_size).to(device)
+    true_at = apply_homography_torch(batch["H_crop"].to(device), c[:, None])[:, 0]
+    return c, true_at, batch["px_per_crop_px"].to(device)
+
+
+def _residual_px(H, c, true_at, px):
+    """(B,) || H(c) - H_true(c) || in RGB px: the error at the target of the alignment H (None: no alignment)."""
+    at = c if H is None else apply_homography_torch(H, c[:, None])[:, 0]
+    return (at - true_at).norm(dim=1) * px
 
 
 def error_table(errs: dict, routings, roles) -> dict:
@@ -200,21 +210,20 @@ def one_pair(batch: dict, i: int, mode: str, network=None, tracker=None) -> dict
     Returns {"error_px", "score_map": (G, G), "tir_seen": (3, S, S), "center": (2,) crop px, "experts"}."""
     S = batch["x_rgb"].shape[-1]
     z_rgb, x_rgb, z_tir, x_tir = (batch[n][i:i + 1] for n in ("z_rgb", "x_rgb", "z_tir", "x_tir"))
-    H_true = batch["H_crop"][i:i + 1]
-    c = normalized_to_crop_px(batch["box"][i:i + 1, :2], S)                     # (1, 2) RGB target centre
-    true_at = apply_homography_torch(H_true, c[:, None])[:, 0]
-    px = float(batch["px_per_crop_px"][i])
+    one = {k: batch[k][i:i + 1] for k in ("box", "H_crop", "px_per_crop_px")}
+    c, true_at, px = _target_points(one, S)                                     # (1, 2), (1, 2), (1,)
+    H_true = one["H_crop"]
     experts = {}
     if mode in ("none", "oracle"):
         if mode == "oracle":
             x_tir = warp_features(x_tir, invert_homography_torch(H_true))        # TIR(H p): the crops agree
         out = tracker.eval()(z_rgb, x_rgb, z_tir, x_tir)
-        error = 0.0 if mode == "oracle" else float((true_at - c).norm()) * px
+        error = 0.0 if mode == "oracle" else float(_residual_px(None, c, true_at, px)[0])
         seen = x_tir
     else:
         out = network.eval()(z_rgb, x_rgb, z_tir, x_tir, routing=mode)
         H = out["align"][-1]["H"]
-        error = float((apply_homography_torch(H, c[:, None])[:, 0] - true_at).norm()) * px
+        error = float(_residual_px(H, c, true_at, px)[0])
         seen = warp_features(x_tir, invert_homography_torch(H))                  # TIR(H_k p)
         experts = {rec["role"]: rec["names"][int(rec["choice"][0])] for rec in out["align"]}
     return dict(error_px=error, score_map=out["score_map"][0, 0].numpy(), tir_seen=seen[0], center=c[0].numpy(),
