@@ -4,7 +4,8 @@
 
 One command trains what the tables need and tracks held-out generated sets, caching both in DIR (a rerun, also
 after an interruption, reuses the trained networks, resumes an unfinished training and reuses each tracked row
-setting, DIR/results/<setting>.json; a DIR made with another configuration is refused):
+setting, DIR/results/<setting>.json, unless the tracker's settings changed since; a DIR made with another
+configuration is refused):
 
 * one stage-1 tracker shared by every row (aligned training data);
 * stage-2 networks on top of it (``VARIANTS``): experts {TRE}, {TRE, FME}, {TRE, FME, DPE}, and the progressive
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .config import get_config, stage2_config
 from .data.synth_sets import cached_dataset
 from .errors import PMATrackError
@@ -160,16 +162,29 @@ class Workspace:
         """The tracking setting of a row: rows with the same one are tracked once."""
         return f"{row.network}_{row.prealign}_{row.routing or 'none'}_{'tocu' if row.tocu else 'notocu'}"
 
+    @staticmethod
+    def row_setting(row: Row) -> dict:
+        """Everything a row's tracked numbers depend on besides the workspace's config: the tracker's settings
+        (TOCU's thresholds included) and the package version. Stored with the row's record; a record made with
+        another setting is tracked again, never reused."""
+        return dict(prealign=row.prealign, routing=row.routing, hann=True,
+                    tocu=dataclasses.asdict(TOCUConfig()) if row.tocu else None, package=__version__)
+
     def track_row(self, row: Row) -> dict:
         """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}. Kept in
         DIR/results/<setting>.json, so that a rerun (after an interruption, or for the other table) reuses it."""
-        key = self.row_key(row)
+        key, setting = self.row_key(row), self.row_setting(row)
         record = self.root / "results" / f"{key}.json"
         if record.is_file():
-            return read_json(record)
+            kept = read_json(record)
+            if kept.get("setting") == setting:
+                return kept["levels"]
+            print(f"note: {record.name} was tracked with other tracker settings ({kept.get('setting')}); "
+                  f"tracking it again", file=sys.stderr)
         ckpt = self.stage1() if row.network == "stage1" else self.stage2(row.network)
         model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
-        tracker = Tracker(model, cfg, prealign=row.prealign, tocu=TOCUConfig() if row.tocu else None)
+        tracker = Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
+                          tocu=TOCUConfig(**setting["tocu"]) if setting["tocu"] else None)
         out = {}
         for lvl in self.rc.levels + (STRESS,):
             seqs = self.data("test", lvl)
@@ -183,7 +198,7 @@ class Workspace:
                             expert_usage=tracker.summary["expert_usage"], tocu=tracker.summary.get("tocu"))
             if lvl == STRESS:
                 out[lvl]["failure"] = failure_report(seqs, preds, folder)
-        write_json_atomic(record, out)
+        write_json_atomic(record, dict(setting=setting, levels=out))
         return out
 
     def curves(self, row: Row, level: str) -> dict:
@@ -207,7 +222,7 @@ class Workspace:
         runs = sorted((self.root / "runs").glob("stage2_*"))
         frames, track_s = 0, 0.0
         for record in sorted((self.root / "results").glob("*.json")):
-            for lvl, r in read_json(record).items():
+            for lvl, r in read_json(record)["levels"].items():
                 n = sum(len(s) - 1 for s in self.data("test", lvl))
                 frames, track_s = frames + n, track_s + n / max(r["fps"], 1e-9)
         cost = dict(stage1_train_s=train_seconds(self.root / "runs" / "stage1"),

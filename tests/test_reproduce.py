@@ -2,7 +2,7 @@
 import json
 
 from pmatrack_mini.cli import main
-from pmatrack_mini.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS
+from pmatrack_mini.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS, Workspace
 from pmatrack_mini.reproduce_report import ordering_lines
 
 
@@ -32,6 +32,20 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     assert len(settings) == len({(r.network, r.prealign, r.routing, r.tocu) for r in COMPONENT_ROWS + PROGRESSIVE_ROWS})
     trained = sorted(p.name for p in (out / "runs").iterdir())
     assert trained == ["stage1", "stage2_all", "stage2_center", "stage2_center_scale", "stage2_tre", "stage2_tre_fme"]
+    # a row tracked with other tracker settings (here TOCU's floor) is tracked again, never reused
+    full_row = next(r for r in COMPONENT_ROWS if r.label == "Full (hard routing + TOCU)")
+    record = out / "results" / f"{Workspace.row_key(full_row)}.json"
+    kept = json.loads(record.read_text())
+    assert kept["setting"] == Workspace.row_setting(full_row) and kept["setting"]["tocu"]
+    kept["setting"]["tocu"]["min_change_px"] += 1.0
+    kept["levels"]["dynamic"]["PR"] = -1.0
+    record.write_text(json.dumps(kept))
+    capsys.readouterr()
+    assert main(["reproduce", "--table", "components", "--out", str(out), "--fast", "--quiet"]) == 0
+    assert "tracked with other tracker settings" in capsys.readouterr().err
+    again = json.loads(record.read_text())
+    assert again["setting"] == Workspace.row_setting(full_row)
+    assert {k: again["levels"]["dynamic"][k] for k in ("PR", "NPR", "SR")} == {k: full[k] for k in ("PR", "NPR", "SR")}
     # a cache made with another configuration is refused, nothing written
     (out / "reproduce.json").write_text(json.dumps({"config": {"stage1_steps": 1}}))
     assert main(["reproduce", "--table", "components", "--out", str(out), "--quiet"]) == 2
