@@ -38,12 +38,13 @@ samples: $(STAMP)
 
 # Re-execute the notebooks in full mode and store their outputs: meaningful training, once, cached in runs/notebooks
 # (a first build trains the shared stage-1 tracker and the stage-2 networks of notebooks 02-07; a rebuild reuses
-# them). notebooks-fast stores CI-mode outputs instead.
+# them). notebooks-fast stores CI-mode outputs instead, to check a change quickly (the committed notebooks must be
+# full-mode: tests/test_stored_notebooks.py).
 notebooks: $(STAMP)
-	MPLBACKEND=Agg $(PY) tools/build_notebooks.py
+	$(PY) tools/build_notebooks.py
 
 notebooks-fast: $(STAMP)
-	PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) tools/build_notebooks.py
+	PMATRACK_FAST=1 $(PY) tools/build_notebooks.py
 
 # Static HTML of the executed notebooks with an index page: book/index.html.
 book: $(STAMP)

@@ -27,8 +27,8 @@ def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool =
 
     work = Path(work)
     small = steps <= 50
-    data = cached_dataset(work / "train_aligned", *stage1_data_size(steps), "none", STAGE1_TRAIN_SEED + seed,
-                          progress=progress)
+    data = cached_dataset(stage1_data_folder(work, steps), *stage1_data_size(steps), "none",
+                          STAGE1_TRAIN_SEED + seed, progress=progress)
     cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=16 if small else 32, log_every=5,
                                             warmup_steps=min(50, max(1, steps // 6)), seed=seed))
     run = run_folder(work, "stage1", cfg)
@@ -40,6 +40,12 @@ def stage1_data_size(steps: int) -> tuple[int, int]:
     """(sequences, frames) of the aligned training set :func:`stage1_tracker` uses for ``steps`` steps: a small set
     for a CI-sized run (<= 50 steps), a larger one otherwise."""
     return (6, 60) if steps <= 50 else (24, 100)
+
+
+def stage1_data_folder(work: str | Path, steps: int) -> Path:
+    """The folder of that aligned training set, named by its size (a CI-sized and a full-sized set never meet)."""
+    seqs, frames = stage1_data_size(steps)
+    return Path(work) / f"train_aligned_{seqs}x{frames}"
 
 
 def run_folder(work: Path, kind: str, cfg) -> Path:

@@ -2,6 +2,7 @@
 
     PMATRACK_FAST=1 python tools/build_notebooks.py [notebooks/00_*.ipynb ...]
 """
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,14 +11,20 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+# A full-mode cell may train several networks on a first build (tens of minutes on 2 CPU cores): no cell timeout.
+FULL = os.environ.get("PMATRACK_FAST", "0") in ("", "0", "false", "False")
+# The kernel inherits this process's environment: a non-interactive backend there (MPLBACKEND=Agg) would store no
+# figures at all, so the kernel always gets the inline backend.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def main(paths):
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
     paths = [Path(p) for p in paths] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     for p in paths:
         nb = nbformat.read(p, as_version=4)
         t0 = time.perf_counter()
-        NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(p.parent)}}).execute()
+        NotebookClient(nb, timeout=None if FULL else 900, kernel_name="python3", resources={"metadata": {"path": str(p.parent)}}).execute()
         nbformat.write(nb, p)
         print(f"{p.name}: {time.perf_counter() - t0:.1f} s, {p.stat().st_size / 1024:.0f} KiB")
 
