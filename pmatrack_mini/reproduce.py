@@ -222,7 +222,7 @@ class Workspace:
         runs = sorted((self.root / "runs").glob("stage2_*"))
         frames, track_s = 0, 0.0
         for record in sorted((self.root / "results").glob("*.json")):
-            for lvl, r in read_json(record)["levels"].items():
+            for lvl, r in read_json(record).get("levels", {}).items():   # a record without settings is stale
                 n = sum(len(s) - 1 for s in self.data("test", lvl))
                 frames, track_s = frames + n, track_s + n / max(r["fps"], 1e-9)
         cost = dict(stage1_train_s=train_seconds(self.root / "runs" / "stage1"),
