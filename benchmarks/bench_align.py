@@ -37,7 +37,8 @@ from pmatrack_mini.evaluate import evaluate_predictions
 from pmatrack_mini.models import build_model, model_from_checkpoint
 from pmatrack_mini.models.checkpoint import checkpoint_config
 from pmatrack_mini.profile import component_macs, latency
-from pmatrack_mini.tracker import Tracker, track_dataset
+from pmatrack_mini.track_run import track_dataset
+from pmatrack_mini.tracker import Tracker
 from pmatrack_mini.train import param_groups, train, train_step
 from pmatrack_mini.trained import STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED
 from pmatrack_mini.utils import machine_info, set_seed, write_json_atomic, write_text_atomic

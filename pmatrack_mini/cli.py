@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .profile_cli import add_cli as add_profile
     from .reproduce import add_cli as add_reproduce
-    from .tracker import add_cli as add_track
+    from .track_run import add_cli as add_track
     from .train import add_cli as add_train
 
     add_train(sub)

@@ -18,7 +18,8 @@ from .data.synth_sets import cached_dataset
 from .evaluate import evaluate_predictions, format_report, plot_curves, save_report
 from .reference import misalignment_stats, reference_prediction
 from .config import get_config
-from .tracker import Tracker, track_dataset
+from .track_run import track_dataset
+from .tracker import Tracker
 from .models import model_from_checkpoint
 from .train import train
 from .utils import FAST, set_seed

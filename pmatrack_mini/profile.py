@@ -191,12 +191,12 @@ def _network_cost_table(model) -> dict:
     return dict(base=c["total"] - sum(sum(e.values()) for e in experts), experts=experts)
 
 
-def frame_macs(table: dict, records: list) -> int:
-    """MACs of one forward: the base plus each stage's experts that ran (the chosen one under hard routing,
-    every one under soft routing). ``records``: the network's ``align`` records (batch 1)."""
+def frame_macs(table: dict, records: list, i: int = 0) -> int:
+    """MACs of one forward of sample i: the base plus each stage's experts that ran on it (the chosen one under hard
+    routing, every one under soft routing). ``records``: the network's ``align`` records."""
     total = table["base"]
     for costs, rec in zip(table["experts"], records):
-        ran = rec["names"] if rec["outputs"] else [rec["names"][int(rec["choice"][0])]]
+        ran = rec["names"] if rec["outputs"] else [rec["names"][int(rec["choice"][i])]]
         total += sum(costs[n] for n in ran)
     return int(total)
 

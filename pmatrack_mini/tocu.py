@@ -70,37 +70,51 @@ class TOCU:
     """Decides, frame by frame, whether the running homography takes the network's proposal.
 
     ``first_frame_box(H) -> box`` runs the network on the first frame with its TIR crops cut through H and returns
-    the predicted RGB box (the tracker provides it)."""
+    the predicted RGB box; only :meth:`decide` calls it (a batched tracker calls :meth:`screen` and :meth:`conclude`
+    itself and may pass None)."""
 
-    def __init__(self, cfg: TOCUConfig, first_box: np.ndarray, first_frame_box):
+    def __init__(self, cfg: TOCUConfig, first_box: np.ndarray, first_frame_box=None):
         self.cfg, self.first_box, self.first_frame_box = cfg, np.asarray(first_box, dtype=np.float64), first_frame_box
         self._current_iou = None              # IoU of the first-frame check under the current H_t
 
     def reset_current(self):
         self._current_iou = None
 
-    def decide(self, H_t: np.ndarray, delta: np.ndarray, raw_score: float, target_center) -> dict:
-        """-> {"accept", "reason", "H_proposed", "H", "change_px", "iou_proposed", "iou_current"}."""
+    def screen(self, H_t: np.ndarray, delta: np.ndarray, raw_score: float, target_center) -> tuple[dict, list | None]:
+        """Tests (a) and (b), which need no forward pass. -> (record, the homographies whose first-frame boxes the
+        check (c) needs, in order), or (final record, None) when the proposal stops here. A batched tracker runs
+        the checks of all its sequences in one forward pass between :meth:`screen` and :meth:`conclude`."""
         cfg = self.cfg
         H_new = H_t @ delta
         H_new = H_new / H_new[2, 2]
         rec = dict(accept=False, H_proposed=H_new, H=H_t, change_px=change_at(delta, target_center),
                    iou_proposed=float("nan"), iou_current=float("nan"), score=raw_score)
         if raw_score < cfg.score_threshold:
-            return dict(rec, reason="low score")
+            return dict(rec, reason="low score"), None
         if rec["change_px"] < cfg.min_change_px:
-            return dict(rec, reason="small change")
+            return dict(rec, reason="small change"), None
+        return rec, ([H_t] if self._current_iou is None else []) + [H_new]
+
+    def conclude(self, rec: dict, boxes: list) -> dict:
+        """Test (c), given the first-frame boxes predicted under the homographies :meth:`screen` asked for.
+        -> {"accept", "reason", "H_proposed", "H", "change_px", "iou_proposed", "iou_current", "score"}."""
+        cfg = self.cfg
         if self._current_iou is None:
-            self._current_iou = iou_xywh(self.first_frame_box(H_t), self.first_box)
-        rec["iou_current"] = self._current_iou
-        rec["iou_proposed"] = iou_xywh(self.first_frame_box(H_new), self.first_box)
+            self._current_iou = iou_xywh(boxes[0], self.first_box)
+        rec = dict(rec, iou_current=self._current_iou, iou_proposed=iou_xywh(boxes[-1], self.first_box))
         if rec["iou_proposed"] <= cfg.iou_threshold:
             return dict(rec, reason="check: IoU below threshold")
         if rec["iou_proposed"] < rec["iou_current"] - cfg.iou_tolerance:
             return dict(rec, reason="check: IoU lower than the current homography's")
         self._current_iou = rec["iou_proposed"]
-        return dict(rec, accept=True, H=H_new, reason="accepted")
+        return dict(rec, accept=True, H=rec["H_proposed"], reason="accepted")
 
+    def decide(self, H_t: np.ndarray, delta: np.ndarray, raw_score: float, target_center) -> dict:
+        """One sequence's decision: :meth:`screen`, the check's forward passes (``first_frame_box``), :meth:`conclude`."""
+        rec, needed = self.screen(H_t, delta, raw_score, target_center)
+        if needed is None:
+            return rec
+        return self.conclude(rec, [self.first_frame_box(H) for H in needed])
 
 def residual_px(H_used: np.ndarray, H_true: np.ndarray, box) -> float:
     """True alignment residual of a homography at the target (RGB px): || H^-1 H_true c - c ||."""
