@@ -18,9 +18,12 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) -m pmatrack_mini.demo --out $(DEMO_DIR)
 
-# PMATRACK_FAST=1 is the one CI-size switch (read in pmatrack_mini/config.py).
+# PMATRACK_FAST=1 is the one CI-size switch (read in pmatrack_mini/config.py). Two pytest workers, one torch thread
+# each (most of the suite is small tensors and Python: two processes on two cores finish far sooner than one process
+# with two threads); --dist loadscope keeps each notebook's cells, in order, in one worker.
 test: $(STAMP)
-	PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	OMP_NUM_THREADS=1 PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadscope tests notebooks \
+		--nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
 # 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h).

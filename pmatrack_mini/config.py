@@ -41,6 +41,8 @@ STAGE_ROLES = ("center", "scale", "refine")      # progressive alignment, shallo
 EXPERT_NAMES = ("tre", "fme", "dpe")             # rising cost
 ROUTING_MODES = ("router", "soft") + EXPERT_NAMES
 PREALIGN_MODES = ("none", "first-frame", "mixture")
+EXPERT_SIZE_FIELDS = ("tre_dim", "tre_readout", "fme_dim", "fme_gate_hidden", "fme_channels", "dpe_base", "dpe_levels",
+                      "dpe_heads", "dpe_mlp_ratio")      # AlignConfig's expert sizes (``AlignConfig.expert_sizes``)
 
 
 @dataclass
@@ -100,6 +102,17 @@ class AlignConfig:
     lambda_r: float = 0.5            # TRE response loss L_r (BCE)
     lambda_cost: float = 0.01        # CPESL cost penalty
     router_warmup: float = 0.25      # first fraction of stage-2 steps: experts mixed uniformly, router not trained
+    # The experts' sizes (``models.experts``). The paper preset takes the official shapes (TRE 0.756, FME 4.33,
+    # DPE 7.555 G multiply-adds per call); cpu-mini the same shares of its tracker (1.3 / 7.7 / 13.4 %).
+    tre_dim: int = 144               # TRE's projections per modality: Linear C -> d, ReLU, Linear d -> d (paper 768)
+    tre_readout: str = "displacement"  # TRE reads its histogram's features per displacement | "pooled" (official)
+    fme_dim: int = 192               # FME's projections per modality: Linear C -> d (paper 768)
+    fme_gate_hidden: int = 64        # FME's band gates: MLP 2d -> h -> 2 (paper 1024)
+    fme_channels: int = 24           # FME's pyramid over the N x N correlation image (paper 64)
+    dpe_base: int = 64               # DPE's U-Net widths base * 2^k, a multiple of 16 (paper 256)
+    dpe_levels: int = 3              # U-Net levels; the grid must halve that often (paper 4 on 16 x 16; 8 x 8: 3)
+    dpe_heads: int = 4               # DPE's transformer block over both modalities, width 2C (paper 8)
+    dpe_mlp_ratio: float = 2.0       # its MLP ratio (paper 4)
 
     def __post_init__(self):
         self.stages, self.layers, self.experts = tuple(self.stages), tuple(self.layers), tuple(self.experts)
@@ -121,9 +134,21 @@ class AlignConfig:
                                          "tcmda_points"))
         require_nonnegative(self, "align", ("lambda_p", "lambda_r", "lambda_cost"))
         require(0 <= self.router_warmup < 1, "align.router_warmup", self.router_warmup, "in [0, 1)")
+        require_positive(self, "align", ("tre_dim", "fme_dim", "fme_gate_hidden", "fme_channels", "dpe_base",
+                                         "dpe_levels", "dpe_heads", "dpe_mlp_ratio"))
+        require(self.tre_readout in ("displacement", "pooled"), "align.tre_readout", self.tre_readout,
+                "'displacement' or 'pooled'")
+        require(self.dpe_base % 16 == 0, "align.dpe_base", self.dpe_base, "a multiple of 16")
 
     def layer_of(self, role: str) -> int:
         return self.layers[STAGE_ROLES.index(role)]
+
+    def expert_sizes(self, name: str) -> dict:
+        """The constructor's size arguments of expert ``name`` (``models.experts.build_expert``)."""
+        return {"tre": dict(proj_dim=self.tre_dim, readout=self.tre_readout),
+                "fme": dict(proj_dim=self.fme_dim, gate_hidden=self.fme_gate_hidden, channels=self.fme_channels),
+                "dpe": dict(base=self.dpe_base, levels=self.dpe_levels, heads=self.dpe_heads,
+                            mlp_ratio=self.dpe_mlp_ratio)}[name]
 
 
 @dataclass
@@ -204,6 +229,13 @@ class Config:
                                 f"0..{self.model.depth - 1}")
         if self.model.modalities != "rgbt":
             raise PMATrackError(f"stage 2 aligns two modalities; model.modalities is {self.model.modalities!r}")
+        a, grid = self.align, self.model.feat_size
+        if "dpe" in a.experts and grid % 2 ** a.dpe_levels:
+            raise PMATrackError(f"align.dpe_levels={a.dpe_levels}: the {grid} x {grid} search grid cannot halve "
+                                f"{a.dpe_levels} times (at most {(grid & -grid).bit_length() - 1} U-Net levels)")
+        if "dpe" in a.experts and (2 * self.model.embed_dim) % a.dpe_heads:
+            raise PMATrackError(f"align.dpe_heads={a.dpe_heads} does not divide DPE's block width "
+                                f"2 x model.embed_dim = {2 * self.model.embed_dim}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -214,7 +246,8 @@ PRESETS = {
     "paper": dict(
         model=dict(template_size=128, search_size=256, patch_size=16, embed_dim=768, depth=12, num_heads=12,
                    head_channels=256, drop_path=0.1),
-        align=dict(layers=(2, 5, 8), tcmda_heads=8),
+        align=dict(layers=(2, 5, 8), tcmda_heads=8, tre_dim=768, fme_dim=768, fme_gate_hidden=1024, fme_channels=64,
+                   dpe_base=256, dpe_levels=4, dpe_heads=8, dpe_mlp_ratio=4.0),
         train=dict(steps=60000, batch_size=32, lr=4e-4, backbone_lr_mult=0.1, grad_clip=0.1, warmup_steps=1000,
                    max_gap=200),
     ),

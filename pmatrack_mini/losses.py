@@ -9,7 +9,9 @@ Stage 2 adds PMATrack's alignment losses (Loss & Training):
 * L_p: smooth L1 of every stage's parameters, and of each expert's, against the stage's ground-truth residual
   (translation in feature cells, log scales as they are; the centre stage has no scale term);
 * L_r: BCE of TRE's response logits against the target's cells, per modality;
-* L_CPESL = sum_e r_e l_e + lambda_cost sum_e r_e c_e, per sample, when the stage ran all its experts.
+* L_CPESL = sum_e r_e l_e + lambda_cost sum_e r_e c_e, per sample, when the stage ran all its experts, with l_e in
+  the official code's units (translation as a fraction of the search crop, log scales; ``expert_error``): in feature
+  cells, as L_p, the errors would be 64-256 x larger squared and lambda_cost = 0.01 could never weigh against them.
 
 The ground-truth residual of stage k is what is left after the stages before it: with H the exact RGB crop ->
 TIR crop homography (``batch["H_crop"]``) and H_{k-1} the alignment so far, R_k = H_{k-1}^-1 H, read as parameters
@@ -90,12 +92,32 @@ def param_loss(pred: torch.Tensor, target: torch.Tensor, patch: int, with_scale:
     return loss
 
 
+def expert_error(pred: torch.Tensor, target: torch.Tensor, search_size: int, with_scale: bool) -> torch.Tensor:
+    """CPESL's per-sample expert error l_e (B,) in the official code's units: smooth L1 (beta 1) of the translation
+    as a fraction of the search crop, plus the log scales when ``with_scale``. (In token cells, as ``param_loss``
+    measures L_p, the same errors are 64-256 x larger squared, and lambda_cost = 0.01 could never outweigh them.)"""
+    loss = F.smooth_l1_loss(pred[:, :2] / search_size, target[:, :2] / search_size, reduction="none").sum(1)
+    if with_scale:
+        loss = loss + F.smooth_l1_loss(pred[:, 2:4], target[:, 2:4], reduction="none").sum(1)
+    return loss
+
+
 def cpesl(weights: torch.Tensor, expert_losses: torch.Tensor, costs: torch.Tensor, lambda_cost: float) -> torch.Tensor:
     """Cost-penalty expert-selection loss, averaged over the batch.
 
-    weights r (B, E), expert_losses l (B, E), costs c (E,):  L = sum_e r_e l_e + lambda_cost sum_e r_e c_e
+    weights r (B, E), expert_losses l (B, E) (:func:`expert_error`), costs c (E,):
+        L = sum_e r_e l_e + lambda_cost sum_e r_e c_e
     """
     return ((weights * expert_losses).sum(1) + lambda_cost * (weights * costs).sum(1)).mean()
+
+
+def break_even_px(cost_cheap: float, cost_dear: float, lambda_cost: float, search_size: int) -> float:
+    """How many pixels of error (per axis, crop px) a dearer expert must save over a cheaper one to be worth its cost
+    under CPESL: choosing it lowers the loss when l_cheap - l_dear > lambda_cost (c_dear - c_cheap). For a cheap
+    expert off by e px on both axes and a dear one exact, l_cheap = 2 x 0.5 (e / S)^2 (smooth L1 below 1), so
+    e = S sqrt(lambda_cost (c_dear - c_cheap)). Official units at the paper preset: TRE vs DPE, lambda 0.01,
+    c = 0.10 / 1.0, S = 256 -> about 24 px."""
+    return float(search_size * max(lambda_cost * (cost_dear - cost_cheap), 0.0) ** 0.5)
 
 
 def cell_mask_at(center_px: torch.Tensor, size_px: torch.Tensor, grid: int, search_size: int) -> torch.Tensor:
@@ -141,7 +163,7 @@ def alignment_loss(records: list, batch: dict, cfg) -> tuple[torch.Tensor, dict]
         per_expert = {n: param_loss(o["params"], gt, P, scale) for n, o in outs.items()}   # each (B,)
         l_p = l_p + sum(v.mean() for v in per_expert.values())
         if len(outs) == len(rec["names"]) > 1:                                    # all experts ran: CPESL
-            l_e = torch.stack([per_expert[n] for n in rec["names"]], dim=1)         # (B, E)
+            l_e = torch.stack([expert_error(outs[n]["params"], gt, S, scale) for n in rec["names"]], dim=1)  # (B, E)
             l_cpesl = l_cpesl + cpesl(rec["weights"], l_e, rec["costs"], a.lambda_cost)
         if "tre" in outs:                                                        # L_r on both responses
             R = invert_homography_torch(rec["H_prev"].detach()) @ H_true

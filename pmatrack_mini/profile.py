@@ -61,8 +61,13 @@ class _Traceable(torch.nn.Module):
         return out[self.key] if isinstance(out, dict) else out
 
 
+# The operators a counter of linear and conv layers sees (module hooks): what the paper's FLOPs column counts.
+LINEAR_CONV = ("linear", "addmm", "conv")
+
+
 def count_macs(model: torch.nn.Module, inputs: tuple, output_key: str = "boxes") -> dict:
-    """fvcore MAC count of ``model(*inputs)``: {'total': int, 'by_module': {name: int}, 'by_operator': {...}}.
+    """fvcore MAC count of ``model(*inputs)``: {'total': int, 'by_module': {name: int}, 'by_operator': {...},
+    'linear_conv': int, 'linear_conv_by_module': {name: int}} (the last two: :data:`LINEAR_CONV` only).
 
     A model that returns a dict is traced through ``output[output_key]`` (what is computed is counted all the same;
     a stage-2 network at batch 1 under hard routing runs, and so counts, only the chosen experts).
@@ -82,8 +87,11 @@ def count_macs(model: torch.nn.Module, inputs: tuple, output_key: str = "boxes")
     fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
         by_module = {k.removeprefix("net").removeprefix("."): int(v) for k, v in fca.by_module().items()}
-        out = dict(total=int(fca.total()), by_module=by_module,
-                   by_operator={k: int(v) for k, v in fca.by_operator().items()})
+        by_operator = {k: int(v) for k, v in fca.by_operator().items()}
+        lc_by_module = {k.removeprefix("net").removeprefix("."): int(sum(ops.get(o, 0) for o in LINEAR_CONV))
+                        for k, ops in fca.by_module_and_operator().items()}
+        out = dict(total=int(fca.total()), by_module=by_module, by_operator=by_operator,
+                   linear_conv=sum(by_operator.get(o, 0) for o in LINEAR_CONV), linear_conv_by_module=lc_by_module)
     model.train(was_training)
     return out
 
@@ -146,15 +154,23 @@ def expert_costs(experts, num_template: int | None = None) -> dict:
     return out
 
 
+def sizes_key(sizes: dict) -> tuple:
+    """{expert: {argument: value}} -> the hashable ``sizes`` of :func:`expert_cost_table`."""
+    return tuple((n, tuple(sorted(kw.items()))) for n, kw in sizes.items())
+
+
 @functools.lru_cache(maxsize=None)
-def expert_cost_table(names: tuple, dim: int, grid: int, search_size: int, stage: str = "center") -> dict:
+def expert_cost_table(names: tuple, dim: int, grid: int, search_size: int, stage: str = "center",
+                      sizes: tuple = ()) -> dict:
     """MACs per call (batch 1) of freshly built experts of this size: the routers' cost c_e, measured once per
-    size and process. The random draws (weights, inputs) happen under a forked RNG, so measuring does not
-    change what a seeded model-building sequence draws afterwards."""
+    size and process. ``sizes``: ((name, ((argument, value), ...)), ...), each expert's size arguments (hashable
+    for the cache); missing: the class defaults. The random draws (weights, inputs) happen under a forked RNG, so
+    measuring does not change what a seeded model-building sequence draws afterwards."""
     from .models.experts import build_expert
 
+    kwargs = {n: dict(items) for n, items in sizes}
     with torch.random.fork_rng(devices=[]):
-        experts = {n: build_expert(n, dim, grid, search_size, stage=stage) for n in names}
+        experts = {n: build_expert(n, dim, grid, search_size, stage=stage, **kwargs.get(n, {})) for n in names}
         return expert_costs(experts)
 
 

@@ -56,10 +56,11 @@ class ReproduceConfig:
 
 
 TINY_MODEL = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
-TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2)
+TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, tre_dim=16, fme_dim=32, fme_gate_hidden=16,
+                  fme_channels=6, dpe_base=32, dpe_heads=2)      # experts scaled with the toy width, costs still rising
 
 
-FAST = ReproduceConfig(stage1_steps=6, stage2_steps=3, batch_size=4, train_sequences=1, train_frames=20,
+FAST = ReproduceConfig(stage1_steps=4, stage2_steps=2, batch_size=4, train_sequences=1, train_frames=20,
                        test_sequences=1, dynamic_test_sequences=1, test_frames=10, levels=("dynamic",),
                        stress_sequences=1, tiny=True)
 

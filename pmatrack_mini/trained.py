@@ -17,8 +17,12 @@ from pathlib import Path
 from .config import get_config, stage2_config
 from .data.synth_sets import cached_dataset
 from .models.checkpoint import checkpoint_config, model_from_checkpoint
+from .utils import FAST, folder_lock
 
 STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED = 100, 300
+# CI size (PMATRACK_FAST, the one switch): the stage-2 networks' experts at a quarter to a half of cpu-mini's widths,
+# costs still rising TRE < FME < DPE. A fast run shows the pipeline; its networks teach nothing either way.
+CI_EXPERT_SIZES = dict(tre_dim=48, fme_dim=64, fme_gate_hidden=32, fme_channels=8, dpe_base=32, dpe_mlp_ratio=1.0)
 
 
 def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool = False):
@@ -29,10 +33,11 @@ def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool =
     small = steps <= 50
     data = cached_dataset(stage1_data_folder(work, steps), *stage1_data_size(steps), "none",
                           STAGE1_TRAIN_SEED + seed, progress=progress)
-    cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=16 if small else 32, log_every=5,
+    cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=8 if small else 32, log_every=5,
                                             warmup_steps=min(50, max(1, steps // 6)), seed=seed))
     run = run_folder(work, "stage1", cfg)
-    train(cfg, data, run, progress=progress)
+    with folder_lock(run):                          # another process training the same run: wait, then load it
+        train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
 
 
@@ -82,11 +87,14 @@ def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None
     init = run_folder(work, "stage1", cfg1) / "final.pt"
     small = steps <= 50
     data = stage2_training_sets(work, *stage2_data_size(steps), progress=progress)
-    train_over = dict(dict(steps=steps, batch_size=16 if small else 32, log_every=5, seed=seed,
+    train_over = dict(dict(steps=steps, batch_size=8 if small else 32, log_every=5, seed=seed,
                            warmup_steps=min(50, max(1, steps // 6)), init=str(init)), **overrides.pop("train", {}))
+    if FAST:
+        overrides["align"] = {**CI_EXPERT_SIZES, **overrides.get("align", {})}
     cfg = stage2_config(checkpoint_config(init), train=train_over, **overrides)
     run = run_folder(work, "stage2", cfg)
-    train(cfg, data, run, progress=progress)
+    with folder_lock(run):
+        train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
 
 

@@ -51,6 +51,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (a ``<folder>.lock`` file beside it) while building what it caches, so
+    that two processes asking for the same cached set or network at once (two notebooks, two test workers) build it
+    once: the second waits, then finds it made. POSIX ``flock``; elsewhere no lock."""
+    path = Path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:                     # not POSIX: no lock
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def leftover_temporaries(path: str | os.PathLike) -> list[Path]:
     """Temporary files :func:`atomic_path` left beside ``path`` when its process was killed mid-write."""
     path = Path(path)

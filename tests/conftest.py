@@ -25,6 +25,10 @@ def tiny_dataset(tmp_path_factory):
     return root
 
 
+# expert sizes scaled down with the toy width 64 (the defaults are cpu-mini's, for width 192), costs still rising
+TOY_EXPERTS = dict(tre_dim=16, fme_dim=32, fme_gate_hidden=16, fme_channels=6, dpe_base=32, dpe_heads=2)
+
+
 def _untrained_checkpoint(folder: Path, stage: int) -> Path:
     """A checkpoint of an untrained toy network (width 64): stage 1 one block deep, stage 2 three blocks with a
     stage after each."""
@@ -34,7 +38,7 @@ def _untrained_checkpoint(folder: Path, stage: int) -> Path:
     cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=1 if stage == 1 else 3, num_heads=2,
                                             head_channels=32))
     if stage == 2:
-        cfg = stage2_config(cfg, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2))
+        cfg = stage2_config(cfg, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERTS))
     path = folder / f"stage{stage}.pt"
     save_checkpoint(path, build_model(cfg), cfg, step=0)
     return path

@@ -5,7 +5,7 @@ import torch
 
 from pmatrack_mini.losses import param_loss
 from pmatrack_mini.models.experts import EXPERTS, build_expert, cell_mask
-from pmatrack_mini.models.experts.fme import frequency_split, local_correlation
+from pmatrack_mini.models.experts.fme import frequency_split
 from pmatrack_mini.models.experts.tre import centroid_offset, displacement_histogram, plan_mode_offset
 from pmatrack_mini.ot import sinkhorn, grid_cost
 from pmatrack_mini.profile import expert_costs
@@ -76,28 +76,82 @@ def test_mode_readout_ignores_a_one_modality_distractor():
     assert (centroid_offset(a, b, 8) - torch.tensor([[2.0, 0.0]])).norm() > 1.5   # the centroid is pulled away
 
 
-def test_frequency_split_and_correlation():
+def test_frequency_split():
     x = torch.randn(2, 4, 8, 8)
     low, high = frequency_split(x)
     assert low.shape == high.shape == x.shape
     const = torch.ones(1, 1, 8, 8) * 3
     assert torch.allclose(frequency_split(const)[1], torch.zeros_like(const), atol=1e-6)  # no high band in a constant
-    f = torch.nn.functional.normalize(torch.randn(1, 16, 8, 8), dim=1)   # unit vectors: self-match is the max
-    shifted = torch.roll(f, shifts=(1, 2), dims=(2, 3))                   # f_b(i + delta) = f_a(i) at delta = (1, 2)
-    vol = local_correlation(f, shifted, 3)                                # (1, 49, 64)
-    best = vol[0, :, 3 * 8 + 3].argmax()                                  # an interior position
-    assert int(best) == (3 + 1) * 7 + (3 + 2)
 
 
-def test_local_correlation_equals_the_unfold_definition():
-    """V(delta, i) = <f_a(i), f_b(i + delta)> / sqrt(c), written directly with unfold (the textbook form)."""
-    g = torch.Generator().manual_seed(0)
-    f_a, f_b = torch.randn(2, 6, 5, 7, generator=g), torch.randn(2, 6, 5, 7, generator=g)
-    D = 2
-    K = 2 * D + 1
-    cols = torch.nn.functional.unfold(torch.nn.functional.pad(f_b, [D] * 4), kernel_size=K).view(2, 6, K * K, 35)
-    reference = (f_a.view(2, 6, 1, 35) * cols).sum(1) / 6 ** 0.5
-    assert torch.allclose(local_correlation(f_a, f_b, D), reference, atol=1e-5)
+def test_fme_correlation_peaks_at_the_shift_and_is_read_by_displacement():
+    torch.manual_seed(0)
+    fme = build_expert("fme", C, G, S, proj_dim=16)
+    f = torch.randn(1, 16, G, G)
+    shifted = torch.roll(f, shifts=(1, 2), dims=(2, 3))                   # TIR(i + delta) = RGB(i), delta = (2, 1)
+    V = fme.correlation(f * 4, shifted * 4)                               # (1, N, N), rows sum to 1
+    assert V.shape == (1, G * G, G * G) and torch.allclose(V.sum(-1), torch.ones(1, G * G))
+    i = 3 * G + 3                                                         # an interior RGB position
+    assert int(V[0, i].argmax()) == (3 + 1) * G + (3 + 2)
+    feats = torch.randn(2, 3, G * G, G * G)                               # any features of position pairs
+    by = fme.by_displacement(feats)                                       # (2, 3, K, K)
+    K = 2 * G - 1
+    ref = torch.zeros(2, 3, K, K)
+    count = torch.zeros(K, K)
+    for i in range(G * G):
+        for j in range(G * G):
+            dy, dx = j // G - i // G, j % G - i % G
+            ref[:, :, dy + G - 1, dx + G - 1] += feats[:, :, i, j]
+            count[dy + G - 1, dx + G - 1] += 1
+    assert torch.allclose(by, ref / count, atol=1e-5)
+
+
+def test_expert_sizes_at_the_paper_preset_are_the_official_ones():
+    """Linear + conv multiply-adds per call at ViT-B size, the official experts' (DESIGN.md): TRE 0.756 G, FME 4.33 G,
+    DPE 7.555 G; and the cpu-mini experts keep their proportions of the tracker, 1 : 4-8 : 8-13."""
+    from pmatrack_mini.config import get_config
+    from pmatrack_mini.profile import _ExpertCall, count_macs
+
+    def linear_conv(preset):
+        cfg = get_config(preset, stage=2)
+        m = cfg.model
+        out = {}
+        for n in EXPERTS:
+            e = build_expert(n, m.embed_dim, m.feat_size, m.search_size, **cfg.align.expert_sizes(n)).eval()
+            z, x = torch.randn(1, (m.template_size // m.patch_size) ** 2, m.embed_dim), torch.randn(1, m.feat_size ** 2, m.embed_dim)
+            out[n] = count_macs(_ExpertCall(e), (z, x, z, x), output_key="params")["linear_conv"]
+        return out
+
+    paper = linear_conv("paper")
+    for n, official in (("tre", 0.756e9), ("fme", 4.33e9), ("dpe", 7.555e9)):
+        assert paper[n] == pytest.approx(official, rel=0.01), (n, paper[n])
+    mini = linear_conv("cpu-mini")
+    assert 4 <= mini["fme"] / mini["tre"] <= 8 and 8 <= mini["dpe"] / mini["tre"] <= 13, mini
+
+
+def test_expert_sizes_that_do_not_fit_are_refused():
+    from pmatrack_mini.config import get_config
+    from pmatrack_mini.errors import PMATrackError
+
+    with pytest.raises(ValueError, match="cannot halve 4 times"):
+        build_expert("dpe", C, G, S, levels=4)
+    with pytest.raises(PMATrackError, match=r"align.dpe_levels=4: the 8 x 8 search grid cannot halve 4 times"):
+        get_config("cpu-mini", stage=2, align=dict(dpe_levels=4))
+    with pytest.raises(PMATrackError, match="align.dpe_base"):
+        get_config("cpu-mini", stage=2, align=dict(dpe_base=40))
+    with pytest.raises(PMATrackError, match="align.dpe_heads=5"):
+        get_config("cpu-mini", stage=2, align=dict(dpe_heads=5))
+    with pytest.raises(PMATrackError, match="align.tre_readout"):
+        get_config("cpu-mini", stage=2, align=dict(tre_readout="mean"))
+    get_config("cpu-mini", stage=2, align=dict(dpe_levels=4, experts=("tre", "fme")))   # no DPE: nothing to fit
+
+
+@pytest.mark.parametrize("readout", ["displacement", "pooled"])
+def test_tre_readouts(readout):
+    e = build_expert("tre", C, G, S, readout=readout)
+    K = 2 * G - 1
+    assert e.regress.in_features == (16 * K * K if readout == "displacement" else 16)
+    assert e(*_tokens())["params"].shape == (2, 5)
 
 
 def test_cell_mask():

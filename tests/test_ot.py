@@ -39,8 +39,9 @@ def test_small_epsilon_approaches_exact_emd():
 def test_marginals_and_no_nan_at_tiny_epsilon_in_float32():
     F = 8
     C = grid_cost(F, F).expand(4, -1, -1)
-    a = torch.softmax(torch.randn(4, F * F) * 3, 1)
-    b = torch.softmax(torch.randn(4, F * F) * 3, 1)
+    g = torch.Generator().manual_seed(0)           # seeded: the outcome must not depend on the tests run before
+    a = torch.softmax(torch.randn(4, F * F, generator=g) * 3, 1)
+    b = torch.softmax(torch.randn(4, F * F, generator=g) * 3, 1)
     b[:, :5] = 0
     b = b / b.sum(1, keepdim=True)                 # zero-mass cells
     plan = sinkhorn(a, b, C, epsilon=0.02, n_iters=300)   # exp(-C / eps) underflows here in float32
@@ -49,8 +50,9 @@ def test_marginals_and_no_nan_at_tiny_epsilon_in_float32():
     assert plan[:, :, :5].abs().max() == 0
     independent = (a[:, :, None] * b[:, None, :] * C).sum((1, 2))
     assert ((plan * C).sum((1, 2)) < independent).all()
-    # at an epsilon scaled to the cost (cells^2) both marginals converge in a few hundred iterations
-    plan = sinkhorn(a, b, C, epsilon=1.0, n_iters=300)
+    # at an epsilon scaled to the cost (cells^2) both marginals converge within a thousand iterations (measured on
+    # 40 random draws of this kind: 38 within 300, all within 1000)
+    plan = sinkhorn(a, b, C, epsilon=1.0, n_iters=1000)
     assert torch.allclose(plan.sum(1), b, atol=1e-4) and torch.allclose(plan.sum(2), a, atol=1e-4)
 
 

@@ -188,3 +188,20 @@ def test_stage2_never_reads_model_pretrained(stage1_ckpt):
                      train=dict(init=str(stage1_ckpt)))
     model, report = initial_network(cfg)
     assert report is None and model.cfg.pretrained == "nowhere.pth"
+
+
+def test_checkpoint_of_other_expert_sizes_is_refused_naming_them(stage2_checkpoint, tmp_path, capsys):
+    """Weights saved with other expert widths than the config in the file states: exit 2, the fields named."""
+    from pmatrack_mini.cli import main
+    from pmatrack_mini.models.checkpoint import load_checkpoint
+
+    state = load_checkpoint(stage2_checkpoint)
+    key = next(k for k in state["model"] if ".dmae.experts.tre.proj.rgb.0.weight" in k)
+    state["model"][key] = torch.zeros(7, state["model"][key].shape[1])      # as if built with tre_dim=7
+    bad = tmp_path / "other_widths.pt"
+    torch.save(state, bad)
+    out = tmp_path / "r"
+    assert main(["track", "--checkpoint", str(bad), "--dataset", "data_samples", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and key in err and "align.tre_dim=16" in err and "Traceback" not in err
+    assert not out.exists()

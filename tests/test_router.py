@@ -8,6 +8,8 @@ from pmatrack_mini.models.router import DMAE, mixing_weights
 from pmatrack_mini.profile import expert_cost_table
 
 DIM, GRID, SIZE = 32, 8, 128
+# expert widths scaled down with the toy width 32 (the defaults are cpu-mini's, for C = 192), costs still rising
+SIZES = dict(tre=dict(proj_dim=16), fme=dict(proj_dim=32, channels=6), dpe=dict(base=32))
 NAMES = ("tre", "fme", "dpe")
 
 
@@ -20,7 +22,7 @@ def _tokens(B=6, seed=0):
 def _dmae(names=NAMES):
     """A stage's DMAE whose experts give distinct, non-zero outputs (they start at the identity otherwise)."""
     torch.manual_seed(0)
-    d = DMAE(names, DIM, GRID, SIZE, "scale")
+    d = DMAE(names, DIM, GRID, SIZE, "scale", sizes=SIZES)
     with torch.no_grad():
         for p in d.experts.parameters():
             p.add_(0.05 * torch.randn_like(p))

@@ -192,12 +192,15 @@ def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str,
     these parameters (a folder made with others, or without a record, is regenerated, never reused)."""
     from .dataset import load_dataset
 
+    from ..utils import folder_lock
+
     folder = Path(folder)
     cfg = SynthConfig(frames=frames, offset=offset, failure=failure)
-    try:
-        current = read_record(folder) == dataset_record(sequences, cfg, seed, f"synth_{offset}")
-    except PMATrackError:
-        current = False
-    if not current:
-        generate_dataset(folder, sequences, cfg, seed=seed, overwrite=True, progress=progress)
-    return load_dataset(folder)
+    with folder_lock(folder):                       # another process making the same set: wait, then reuse it
+        try:
+            current = read_record(folder) == dataset_record(sequences, cfg, seed, f"synth_{offset}")
+        except PMATrackError:
+            current = False
+        if not current:
+            generate_dataset(folder, sequences, cfg, seed=seed, overwrite=True, progress=progress)
+        return load_dataset(folder)

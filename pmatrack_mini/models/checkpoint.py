@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, ModelConfig, config_from_dict, differences
+from ..config import EXPERT_SIZE_FIELDS, Config, ModelConfig, config_from_dict, differences
 from ..errors import PMATrackError
 from ..utils import atomic_path
 from .backbone import convert_pretrained, unmapped_keys
@@ -90,11 +90,31 @@ def model_from_checkpoint(path, device="cpu", expect_preset: str | None = None, 
 
         cfg = merge(cfg, dict(align=dict(routing=routing)))
     model = build_model(cfg)
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if missing or unexpected:
-        raise PMATrackError(f"{path}: weights do not fit the stored config "
-                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_fitting(model, state["model"], path, cfg)
     return model.to(device).eval(), cfg, int(state["step"])
+
+
+def load_fitting(model, weights: dict, path, cfg: Config, skip_missing: str | None = None) -> None:
+    """Load ``weights`` into ``model`` or raise a PMATrackError naming what does not fit: tensors of another shape
+    (with the expert size fields of ``cfg`` when an expert's tensor is among them: a checkpoint made with other
+    expert widths), missing or unexpected names. Missing names starting with ``skip_missing`` are allowed."""
+    own = model.state_dict()
+    shapes = [f"{k} is {tuple(v.shape)} in the file, {tuple(own[k].shape)} here"
+              for k, v in weights.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    missing = [k for k in own if k not in weights and not (skip_missing and k.startswith(skip_missing))]
+    unexpected = [k for k in weights if k not in own]
+    if not (shapes or missing or unexpected):
+        model.load_state_dict(weights, strict=False)
+        return
+    parts = ([f"{len(shapes)} tensor(s) of another shape ({'; '.join(shapes[:2])})"] if shapes else []) + \
+            ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {unexpected[:3]}"] if unexpected else [])
+    msg = f"{path}: weights do not fit the stored config: {', '.join(parts)}"
+    if any(".dmae.experts." in k for k in [s.split(" ")[0] for s in shapes] + missing + unexpected):
+        a = cfg.align
+        msg += (" (the experts were built with " + ", ".join(f"align.{f}={getattr(a, f)}" for f in EXPERT_SIZE_FIELDS)
+                + "; a checkpoint of other expert sizes, or of an earlier version of the experts)")
+    raise PMATrackError(msg)
+
 
 
 def load_stage1(model, path) -> Config:
@@ -109,10 +129,7 @@ def load_stage1(model, path) -> Config:
     diff = differences(cfg1.model, net.cfg, ignore=("pretrained",))   # where its weights came from does not matter
     if diff:
         raise PMATrackError(f"{path}: stage-1 tracker of another size (checkpoint vs this run: {diff})")
-    missing, unexpected = net.load_state_dict(state["model"], strict=False)
-    missing = [k for k in missing if not k.startswith("stages.")]
-    if missing or unexpected:
-        raise PMATrackError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_fitting(net, state["model"], path, cfg1, skip_missing="stages.")
     return cfg1
 
 

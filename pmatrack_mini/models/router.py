@@ -8,7 +8,10 @@ and the cost-penalty expert-selection loss (CPESL) teaches it to send easy frame
 
     L_CPESL = sum_e r_e l_e  +  lambda_cost * sum_e r_e c_e
 
-with l_e the expert's regression loss on the sample and c_e its cost (``losses.cpesl``).
+with l_e the expert's error on the sample in the official code's units (smooth L1 of the translation as a fraction
+of the search crop, plus the log scales: ``losses.expert_error``) and c_e its cost (``losses.cpesl``). In these
+units a dearer expert pays only when it saves about S sqrt(lambda_cost (c_dear - c_cheap)) px per axis
+(``losses.break_even_px``: 12 px TRE -> DPE at cpu-mini, 24 px at the paper preset).
 
 Router. Each search token is projected to a few channels (``router_channels``) and the projections of all RGB and
 TIR tokens are concatenated, so the spatial layout survives (a misaligned pair shows as the same pattern in two
@@ -110,15 +113,20 @@ class DMAE(nn.Module):
     """One stage's experts, router and measured costs."""
 
     def __init__(self, names: tuple, dim: int, grid: int, search_size: int, role: str, channels: int = 4,
-                 hidden: int = 64, tau: float = 1.0):
+                 hidden: int = 64, tau: float = 1.0, sizes: dict | None = None):
+        """``sizes``: {expert: its size arguments} (``AlignConfig.expert_sizes``); missing: the class defaults."""
         super().__init__()
-        from ..profile import expert_cost_table
+        from ..profile import expert_cost_table, sizes_key
 
         self.names, self.tau = tuple(names), tau
         self.warmup = False                    # set by the trainer during the router warm-up
-        self.experts = nn.ModuleDict({n: build_expert(n, dim, grid, search_size, stage=role) for n in self.names})
+        sizes = {n: dict((sizes or {}).get(n, {})) for n in self.names}
+        self.experts = nn.ModuleDict({n: build_expert(n, dim, grid, search_size, stage=role, **sizes[n])
+                                      for n in self.names})
         self.router = Router(dim, grid * grid, len(self.names), channels, hidden) if len(self.names) > 1 else None
-        macs = expert_cost_table(self.names, dim, grid, search_size, role)
+        # the same at every stage (a stage differs only in an element-wise zeroing, no MACs; notebook 05 checks),
+        # so one count per size serves all three
+        macs = expert_cost_table(self.names, dim, grid, search_size, sizes=sizes_key(sizes))
         self.register_buffer("macs", torch.tensor([float(macs[n]) for n in self.names]), persistent=False)
         self.register_buffer("costs", self.macs / self.macs.max(), persistent=False)   # c_e, the largest is 1
 

@@ -13,7 +13,11 @@ Common interface (every expert)::
 Inside PMATrack's network the TIR search tokens an expert sees are already warped by the stages before it, so the
 parameters are a residual (``models.pmatrack``).
 
-Costs rise TRE < FME < DPE (see ``pmatrack_mini.profile.expert_costs``).
+Costs rise TRE < FME < DPE (see ``pmatrack_mini.profile.expert_costs``). Their sizes are config fields
+(``config.AlignConfig``: ``tre_dim``, ``fme_dim``, ``fme_gate_hidden``, ``fme_channels``, ``dpe_base``,
+``dpe_levels``, ``dpe_heads``, ``dpe_mlp_ratio``). At the paper preset they take the official code's shapes, so that
+each call costs what the official expert costs (linear + conv multiply-adds: TRE 0.756 G, FME 4.33 G, DPE 7.555 G);
+at cpu-mini the same proportions of the stage-1 tracker (TRE about 1.3 %, FME 7.7 %, DPE 13.4 % of its MACs).
 """
 from __future__ import annotations
 
@@ -69,7 +73,21 @@ def cell_mask(boxes: torch.Tensor, grid: int) -> torch.Tensor:
     return m.scatter(1, idx[:, None], 1.0)
 
 
-def build_expert(name: str, dim: int, grid: int, search_size: int, stage: str = "center") -> AlignmentExpert:
+def displacement_index(grid: int) -> torch.Tensor:
+    """(N * N,) bin of the displacement p_j - p_i in a (2 grid - 1)^2 map (dy rows, dx columns), for each pair
+    (i, j) of grid positions (row-major i * N + j): how TRE's transport plan and FME's correlation matrix are read
+    by displacement."""
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    p = torch.stack([xs.flatten(), ys.flatten()], 1)                # (N, 2) (x, y)
+    d = p[None, :, :] - p[:, None, :]                                # (N, N, 2): p_j - p_i
+    K = 2 * grid - 1
+    return ((d[..., 1] + grid - 1) * K + (d[..., 0] + grid - 1)).flatten()
+
+
+def build_expert(name: str, dim: int, grid: int, search_size: int, stage: str = "center",
+                 **sizes) -> AlignmentExpert:
+    """An expert by name; ``sizes`` are its width arguments (``AlignConfig.expert_sizes(name)``), the class's
+    defaults (cpu-mini) otherwise."""
     from .dpe import DPE
     from .fme import FME
     from .tre import TRE
@@ -77,5 +95,5 @@ def build_expert(name: str, dim: int, grid: int, search_size: int, stage: str = 
     table = {"tre": TRE, "fme": FME, "dpe": DPE}
     if name not in table:
         raise ValueError(f"unknown expert {name!r}; choose from {sorted(table)}")
-    return table[name](dim, grid, search_size, stage)
+    return table[name](dim, grid, search_size, stage, **sizes)
 

@@ -1,11 +1,26 @@
-"""DPE, the Detail-aware Expert: a tiny U-Net over both modalities' feature maps, then one transformer block
+"""DPE, the Detail-aware Expert: a tiny U-Net over each modality's feature map, one transformer block over both,
 and a pooled regressor. The most expensive expert and, by design, the most robust.
 
-Input: the RGB and TIR search maps (B, C, H, W) each, plus one template-similarity channel per modality
-(cosine similarity of each search token to the mean template token), concatenated and reduced to c0 channels.
-Each U-Net level is a "multi-receptive-field" block: cascaded depthwise 3x3 convolutions with dilations 1, 2, 3
-(each adds to the running sum), then a pointwise conv, BN and GELU. Four levels (H, H/2, H/4, H/8), skip
-connections, bilinear upsampling.
+    U = UNet(X^M)            per modality, one U-Net shared by RGB and TIR:  (B, C, H, W) -> (B, C, H, W)
+    T = Block([U^rgb ; U^tir] + pos)        one transformer block over the N tokens of width 2C
+    P = MLP(mean_N T)                       Linear 2C -> 128, ReLU, Linear 128 -> 5
+
+U-Net (the official shapes): ``levels`` encoder blocks of widths base, 2 base, 4 base, ... (each followed by a 2 x 2
+max-pool), a bottleneck block, as many decoder blocks (upsample, concatenate the skip, block), and a 1 x 1 conv back
+to C channels. Each block is a multi-receptive-field block: a 1 x 1 conv to m = c_out / 8 channels; one half of them
+runs through a cascade of seven depthwise 3 x 3 convs (receptive fields 3, 5, ..., 15), every step kept; the pieces
+(8 x m / 2 = c_out / 2 channels) are fused by a 1 x 1 conv to c_out (a residual when c_in = c_out). The grid must
+halve ``levels`` times: 16 x 16 (paper) takes 4 levels, the 8 x 8 grid of cpu-mini 3 (one fewer than the official
+code; ``align.dpe_levels``). At the paper preset the transformer block (width 1536, MLP ratio 4) is 7.25 of DPE's
+7.555 G multiply-adds; at cpu-mini the block's MLP ratio is 2 (``align.dpe_mlp_ratio``) so that DPE keeps the
+official share of the tracker (13.4 %).
+
+Departures from the official code: the U-Net and the block see the tokens as a spatial map (the official code
+reshapes the token matrix to (C, H, W) without permuting, so its "image" mixes positions and channels); a learned
+position embedding before the block (the regressor pools over positions); bilinear instead of bicubic upsampling.
+The template-similarity channels an earlier version fed in are gone: once trained, the network did not use them
+(notebook 04, zeroing them changed no error by more than 0.1 px).
+Letters: B batch, C channels, H W grid, N = H W tokens.
 """
 from __future__ import annotations
 
@@ -17,62 +32,81 @@ from timm.models.vision_transformer import Block
 from . import AlignmentExpert
 
 
-class MRFBlock(nn.Module):
-    """x -> x + dw_d1(x) -> ... + dw_d3(.) -> pointwise -> BN -> GELU (cascaded receptive fields 3, 7, 13)."""
+def conv_bn(cin: int, cout: int, k: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, nn.GELU()) if act else nn.Sequential(*layers)
 
-    def __init__(self, cin: int, cout: int):
+
+class MultiReceptiveBlock(nn.Module):
+    """(B, c_in, H, W) -> (B, c_out, H, W): 1 x 1 conv to m = c_out / 8; split into halves a, b; features
+    [a + b, D1(b), D2(D1(b)), ..., D7(...)] (D: depthwise 3 x 3); concatenated (c_out / 2) and fused by a
+    1 x 1 conv to c_out; plus the input when c_in = c_out."""
+
+    def __init__(self, cin: int, cout: int, cascade: int = 7):
         super().__init__()
-        self.dw = nn.ModuleList(nn.Conv2d(cin, cin, 3, padding=d, dilation=d, groups=cin) for d in (1, 2, 3))
-        self.pw = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.GELU())
+        if cout % 16:
+            raise ValueError(f"a multi-receptive-field block needs c_out divisible by 16, got {cout}")
+        mid = cout // 8
+        self.reduce = conv_bn(cin, mid)
+        self.cascade = nn.ModuleList(conv_bn(mid // 2, mid // 2, 3, groups=mid // 2, act=False)
+                                     for _ in range(cascade))
+        self.fuse = conv_bn((cascade + 1) * (mid // 2), cout)
+        self.residual = cin == cout
 
-    def forward(self, x):
-        for dw in self.dw:
-            x = x + dw(x)
-        return self.pw(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.reduce(x).chunk(2, dim=1)                     # (B, m / 2, H, W) each
+        feats = [a + b]
+        for dw in self.cascade:
+            b = dw(b)                                             # receptive field grows by 2 per step
+            feats.append(b)
+        y = self.fuse(torch.cat(feats, 1))                        # (B, c_out, H, W)
+        return x + y if self.residual else y
 
 
 class TinyUNet(nn.Module):
-    def __init__(self, cin: int, widths=(48, 64, 96, 128)):
-        super().__init__()
-        self.inp = MRFBlock(cin, widths[0])
-        self.down = nn.ModuleList(nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), MRFBlock(b, b))
-                                  for a, b in zip(widths[:-1], widths[1:]))
-        self.up = nn.ModuleList(MRFBlock(b + a, a) for a, b in zip(widths[:-1], widths[1:]))
+    """(B, C, H, W) -> ((B, C, H, W), the encoder's levels): widths base * 2^k for k < ``levels``."""
 
-    def forward(self, x) -> tuple[torch.Tensor, list]:
-        skips = [self.inp(x)]                                               # level 0: (B, w0, H, W)
-        for down in self.down:
-            skips.append(down(skips[-1]))                                   # level k: (B, wk, H / 2^k, W / 2^k)
-        y = skips[-1]
-        for k in range(len(self.up) - 1, -1, -1):
-            y = F.interpolate(y, size=skips[k].shape[-2:], mode="bilinear", align_corners=False)
-            y = self.up[k](torch.cat([skips[k], y], 1))
-        return y, skips
+    def __init__(self, channels: int, base: int, levels: int):
+        super().__init__()
+        widths = [base * 2 ** k for k in range(levels)]
+        self.enc = nn.ModuleList(MultiReceptiveBlock(a, b) for a, b in zip([channels] + widths[:-1], widths))
+        self.bottleneck = MultiReceptiveBlock(widths[-1], widths[-1])
+        deeper = widths[1:] + widths[-1:]                          # what arrives from below each level
+        self.dec = nn.ModuleList(MultiReceptiveBlock(d + w, w) for w, d in zip(widths, deeper))
+        self.head = conv_bn(widths[0], channels, act=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        skips = []
+        for enc in self.enc:
+            x = enc(x)
+            skips.append(x)                                       # level k: (B, base 2^k, H / 2^k, W / 2^k)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)                                    # (B, base 2^(L-1), H / 2^L, W / 2^L)
+        for k in range(len(self.dec) - 1, -1, -1):
+            x = F.interpolate(x, size=skips[k].shape[-2:], mode="bilinear", align_corners=False)
+            x = self.dec[k](torch.cat([x, skips[k]], 1))
+        return self.head(x), skips                                # (B, C, H, W)
 
 
 class DPE(AlignmentExpert):
-    token_projections = ("reduce",)     # the modules that read the backbone's C-channel tokens (profile)
+    token_projections = ("unet.enc.0.reduce", "unet.head")   # the modules that read or write C-channel maps (profile)
 
-    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", widths=(48, 64, 96, 128)):
+    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", base: int = 64,
+                 levels: int = 3, heads: int = 4, mlp_ratio: float = 2.0):
         super().__init__(dim, grid, search_size, stage)
-        self.reduce = nn.Conv2d(2 * dim + 2, widths[0], 1)
-        self.unet = TinyUNet(widths[0], widths)
-        self.block = Block(widths[0], num_heads=4, mlp_ratio=2.0, qkv_bias=True)
-        self.pos = nn.Parameter(torch.zeros(1, grid * grid, widths[0]))
+        if grid % 2 ** levels:
+            raise ValueError(f"DPE: a {grid} x {grid} grid cannot halve {levels} times (U-Net levels)")
+        self.unet = TinyUNet(dim, base, levels)
+        self.pos = nn.Parameter(torch.zeros(1, grid * grid, 2 * dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.head = nn.Sequential(nn.LayerNorm(widths[0]), nn.Linear(widths[0], 5))
-        self.start_at_identity(self.head[-1])
-
-    @staticmethod
-    def template_similarity(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """cos(x_i, mean_z): (B, Nx)."""
-        return F.cosine_similarity(x, z.mean(1, keepdim=True), dim=-1)
+        self.block = Block(2 * dim, num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=False)
+        self.regress = nn.Sequential(nn.Linear(2 * dim, 128), nn.ReLU(inplace=True), nn.Linear(128, 5))
+        self.start_at_identity(self.regress[-1])
 
     def forward(self, rgb, tir) -> dict:
-        (z_r, x_r), (z_t, x_t) = rgb, tir
+        (_, x_r), (_, x_t) = rgb, tir
         B = x_r.shape[0]
-        sims = [self.template_similarity(z, x).view(B, 1, self.grid, self.grid) for z, x in ((z_r, x_r), (z_t, x_t))]
-        feat = torch.cat([self.maps(x_r), self.maps(x_t)] + sims, 1)        # (B, 2C + 2, H, W)
-        y, skips = self.unet(self.reduce(feat))                              # (B, w0, H, W)
-        tokens = self.block(y.flatten(2).transpose(1, 2) + self.pos)         # (B, H W, w0)
-        return dict(params=self.finish(self.head(tokens.mean(1))), unet_levels=skips)
+        u, levels = self.unet(torch.cat([self.maps(x_r), self.maps(x_t)]))   # both modalities, one pass: (2B, C, H, W)
+        u = torch.cat([u[:B], u[B:]], 1)                                    # (B, 2C, H, W)
+        tokens = self.block(u.flatten(2).transpose(1, 2) + self.pos)         # (B, N, 2C)
+        return dict(params=self.finish(self.regress(tokens.mean(1))), unet_levels=[lv[:B] for lv in levels])

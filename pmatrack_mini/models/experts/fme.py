@@ -1,41 +1,44 @@
 """FME, the Feature Matching Expert: low / high frequency split + cross-modal correlation + pyramid head.
 
-Frequency split of each modality's search map X (average pooling A_k with a k x k window, stride 1):
+Each modality's search tokens are projected (P^M: Linear C -> d, no bias, the official shape) and split into two
+bands by average pooling A_k (a k x k window, stride 1) over the token map X:
 
     X_l = A_5(X)                 (low band: layout, blobs)
-    X_h = X - A_3(X)             (high band: edges; their magnitude agrees across RGB / TIR in sign more reliably
-                                  than intensity does)
+    X_h = X - A_3(X)             (high band: edges; their magnitude agrees across RGB / TIR more reliably than
+                                  intensity does)
 
-For each band, a local correlation volume between the modalities over displacements delta in [-D, D]^2:
+For each band, the correlation of every RGB position i with every TIR position j, normalised over j:
 
-    V(delta, i) = softmax_delta(<X^rgb(i), X^tir(i + delta)> / sqrt(c))
+    V_b(i, j) = softmax_j(<LN(X_b^rgb(i)), LN(X_b^tir(j))> / sqrt(d))        (N x N, one LayerNorm for all)
 
-pooled over the RGB positions i with the RGB template response w_i (where the target is), giving a
-(2D + 1)^2 map per band. Per-modality band gates (from pooled features) mix the two bands; a three-scale
-pyramid of convolutions reads the result. Costlier than TRE, cheaper than DPE at cpu-mini size (at paper width the
-three nearly tie: ``cost_context.cost_context_table``).
+Per-modality band gates (an MLP over the pooled bands) weigh the two bands into one N x N matrix, which a
+three-scale pyramid of convolutions reads **as an image** (the official head: Conv 1 -> c, Conv c -> c at N x N,
+N/2 and N/4, upsampled, fused by a 1 x 1 Conv 3c -> c). At the paper preset (N = 256, c = 64) that head is 4.03 of
+FME's 4.33 G multiply-adds: FME is the middle expert because its matcher runs at the resolution of position pairs.
+
+Read-out. Entry (i, j) of the matrix is the displacement p_j - p_i; a shift of the TIR crop by delta lights up the
+diagonal band of the pairs displaced by delta. The pyramid's features are averaged per displacement (the bins of
+TRE's displacement histogram) and a Linear reads the (2H - 1)^2 bins, so it knows which displacement they describe.
 
 How much the bands agree across the modalities on aligned crops is measured by :func:`band_correlations`
 (``reference.band_agreement`` over whole sequences, notebook 03): the sign of the intensity (and low band)
 correlation depends on the scene, the magnitude of the high band correlates weakly but positively on most frames.
 
-Where this departs from, or goes beyond, the paper and the official code's description (low band = 5 x 5 average
-pool, high band = X - 3 x 3 average pool, per-modality band gates, softmax correlations of each band mixed by the
-gates, a 3-scale pyramid head): each modality's gate pair is computed from its own pooled features and the two are
-averaged into one weight per band, g = (g_rgb + g_tir) / 2 (both pairs are returned: ``gates_rgb``,
-``gates_tir``); the volume is pooled over the RGB positions with the RGB template response before the pyramid reads
-it, so the head sees one (2D + 1)^2 map per band (neither source says how positions are pooled). The local
-correlation is one all-pairs product plus a gather (the same numbers as unfolding the TIR map, cheaper here).
+Departures from the official code: the read-out averages the pyramid's features per displacement (the official
+code takes their global mean, blind to which diagonal carries the mass; kept because a position-blind read-out
+cannot regress a shift, not yet measured against it on trained networks); the correlation is scaled by 1 / sqrt(d)
+(without it, dot products of layer-normed 768-channel vectors make the softmax one-hot); each modality's gate pair
+is averaged, g = (g_rgb + g_tir) / 2 (official: the geometric mean), both pairs are returned (``gates_rgb``,
+``gates_tir``); the pooling windows ignore the zero padding at the map's border.
+Letters: B batch, N = H W search tokens, d projected channels, c pyramid channels, K = 2 H - 1.
 """
 from __future__ import annotations
-
-import functools
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import AlignmentExpert
+from . import AlignmentExpert, displacement_index
 
 
 def frequency_split(x: torch.Tensor, low_k: int = 5, high_k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,75 +97,72 @@ def band_correlations(rgb: torch.Tensor, tir: torch.Tensor, valid: torch.Tensor 
     return {k: torch.stack(v, 1) for k, v in out.items()}
 
 
-@functools.lru_cache(maxsize=None)
-def displacement_gather_index(H: int, W: int, max_disp: int) -> torch.Tensor:
-    """(K K, H W) index into the H W + 1 columns of a padded all-pairs matrix: column j = i + delta for each
-    displacement delta = (dy, dx) in [-D, D]^2 (row-major) and position i, or H W (a zero column) outside the map."""
-    ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
-    d = torch.arange(-max_disp, max_disp + 1)
-    dy, dx = torch.meshgrid(d, d, indexing="ij")
-    ty = ys.flatten()[None] + dy.flatten()[:, None]                    # (K K, H W)
-    tx = xs.flatten()[None] + dx.flatten()[:, None]
-    inside = (ty >= 0) & (ty < H) & (tx >= 0) & (tx < W)
-    return torch.where(inside, ty * W + tx, torch.full_like(ty, H * W))
+class CorrelationPyramid(nn.Module):
+    """(B, 1, N, N) correlation image -> (B, c, N, N): at each of ``scales`` resolutions (the image average-pooled
+    by 2^s) Conv 1 -> c, ReLU, Conv c -> c, ReLU; upsampled back, concatenated, fused by a 1 x 1 Conv 3c -> c."""
 
+    def __init__(self, channels: int, scales: int = 3):
+        super().__init__()
+        self.levels = nn.ModuleList(nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(inplace=True),
+                                                  nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
+                                    for _ in range(scales))
+        self.fuse = nn.Sequential(nn.Conv2d(scales * channels, channels, 1), nn.ReLU(inplace=True))
 
-def local_correlation(f_a: torch.Tensor, f_b: torch.Tensor, max_disp: int) -> torch.Tensor:
-    """(B, c, H, W) x 2 -> (B, (2D+1)^2, H W): V(delta, i) = <f_a(i), f_b(i + delta)> / sqrt(c), zero outside the map.
-
-    Computed as one all-pairs product f_a^T f_b (B, H W, H W), a small matmul, from which each position's
-    (2D + 1)^2 window is gathered: cheaper than unfolding f_b into (B, c (2D + 1)^2, H W) columns."""
-    B, c, H, W = f_a.shape
-    pairs = f_a.flatten(2).transpose(1, 2) @ f_b.flatten(2) / c ** 0.5   # (B, H W, H W): <f_a(i), f_b(j)>
-    pairs = F.pad(pairs, (0, 1))                                          # (B, H W, H W + 1), last column 0
-    idx = displacement_gather_index(H, W, max_disp).to(f_a.device)       # (K K, H W)
-    rows = torch.arange(H * W, device=f_a.device)                         # i
-    return pairs[:, rows[None, :], idx]                                   # (B, K K, H W)
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        size = image.shape[-2:]
+        outs = []
+        for s, level in enumerate(self.levels):
+            y = level(image if s == 0 else F.avg_pool2d(image, 2 ** s, ceil_mode=True))   # (B, c, N / 2^s, N / 2^s)
+            outs.append(y if s == 0 else F.interpolate(y, size=size, mode="bilinear", align_corners=False))
+        return self.fuse(torch.cat(outs, 1))                                               # (B, c, N, N)
 
 
 class FME(AlignmentExpert):
-    token_projections = ("reduce", "tmpl")     # the modules that read the backbone's C-channel tokens (profile)
+    token_projections = ("proj",)     # the modules that read the backbone's C-channel tokens (profile)
 
-    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", red: int = 64,
-                 max_disp: int = 5):
+    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", proj_dim: int = 192,
+                 gate_hidden: int = 64, channels: int = 24):
         super().__init__(dim, grid, search_size, stage)
-        self.max_disp = max_disp
-        self.reduce = nn.ModuleDict({m: nn.Conv2d(dim, red, 1) for m in ("rgb", "tir")})
-        self.tmpl = nn.Linear(dim, red)
-        self.gate = nn.ModuleDict({m: nn.Sequential(nn.Linear(red, 32), nn.ReLU(inplace=True), nn.Linear(32, 2))
-                                   for m in ("rgb", "tir")})
-        ch = 24
-        self.level1 = nn.Sequential(nn.Conv2d(2, ch, 3, padding=1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))
-        self.level2 = nn.Sequential(nn.AvgPool2d(2, ceil_mode=True), nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))
-        self.level3 = nn.Sequential(nn.AvgPool2d(2, ceil_mode=True), nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True))
-        self.out = nn.Linear(3 * ch + 2 * (2 * max_disp + 1) ** 2, 5)
-        self.start_at_identity(self.out)
+        self.proj = nn.ModuleDict({m: nn.Linear(dim, proj_dim, bias=False) for m in ("rgb", "tir")})   # P^M
+        self.norm = nn.LayerNorm(proj_dim)                                                      # shared
+        self.gate = nn.ModuleDict({m: nn.Sequential(nn.Linear(2 * proj_dim, gate_hidden), nn.ReLU(inplace=True),
+                                                    nn.Linear(gate_hidden, 2)) for m in ("rgb", "tir")})
+        self.pyramid = CorrelationPyramid(channels)
+        index = displacement_index(grid)
+        self.register_buffer("disp_index", index, persistent=False)                             # (N N,)
+        self.register_buffer("disp_count", torch.bincount(index).float(), persistent=False)     # (K K,) pairs per bin
+        K = 2 * grid - 1
+        self.regress = nn.Linear(channels * K * K, 5)
+        self.start_at_identity(self.regress)
+
+    def correlation(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Band maps (B, d, H, W) of RGB and TIR -> V (B, N, N) = softmax_j(<LN a_i, LN b_j> / sqrt(d))."""
+        d = a.shape[1]
+        A = self.norm(a.flatten(2).transpose(1, 2))                      # (B, N, d)
+        Bt = self.norm(b.flatten(2).transpose(1, 2))                     # (B, N, d)
+        return torch.softmax(A @ Bt.transpose(1, 2) / d ** 0.5, dim=-1)  # (B, N, N)
+
+    def by_displacement(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, c, N, N) features of position pairs -> (B, c, K, K): their mean over the pairs of each displacement."""
+        B, c = feats.shape[:2]
+        K = 2 * self.grid - 1
+        sums = feats.new_zeros(B, c, K * K).index_add_(2, self.disp_index, feats.flatten(2))
+        return (sums / self.disp_count).view(B, c, K, K)
 
     def forward(self, rgb, tir) -> dict:
-        (z_r, x_r), (_, x_t) = rgb, tir
-        f_r = self.reduce["rgb"](self.maps(x_r))                          # (B, c, H, W)
-        f_t = self.reduce["tir"](self.maps(x_t))
-        B, c, H, W = f_r.shape
-        # where the target is in RGB: template response over search positions
-        q = self.tmpl(z_r).mean(1)                                        # (B, c)
-        w = torch.softmax((f_r.flatten(2) * q[:, :, None]).sum(1) / c ** 0.5, dim=1)   # (B, H W)
-        bands = []
-        for a, b in zip(frequency_split(f_r), frequency_split(f_t)):     # low, high
-            vol = torch.softmax(local_correlation(a, b, self.max_disp), dim=1)         # (B, K K, H W)
-            bands.append((vol * w[:, None]).sum(2))                                     # (B, K K)
-        gm = self.band_gates(f_r, f_t)                                                  # per modality (B, 2)
-        g = 0.5 * (gm["rgb"] + gm["tir"])                                               # g = (g_rgb + g_tir) / 2
-        K = 2 * self.max_disp + 1
-        vol = torch.stack([g[:, 0:1] * bands[0], g[:, 1:2] * bands[1]], 1).view(B, 2, K, K)
-        p1 = self.level1(vol * K * K)
-        p2 = self.level2(p1)
-        p3 = self.level3(p2)
-        feats = torch.cat([p1.mean((2, 3)), p2.mean((2, 3)), p3.mean((2, 3)), vol.flatten(1) * K * K], 1)
-        return dict(params=self.finish(self.out(feats)), volume=vol, gates=g, gates_rgb=gm["rgb"], gates_tir=gm["tir"],
-                    template_weights=w)
+        (_, x_r), (_, x_t) = rgb, tir
+        bands_r = frequency_split(self.maps(self.proj["rgb"](x_r)))        # (low, high), (B, d, H, W) each
+        bands_t = frequency_split(self.maps(self.proj["tir"](x_t)))
+        gm = self.band_gates(bands_r, bands_t)                            # per modality (B, 2)
+        g = 0.5 * (gm["rgb"] + gm["tir"])                                 # g = (g_rgb + g_tir) / 2
+        corr = sum(g[:, k, None, None] * self.correlation(bands_r[k], bands_t[k]) for k in (0, 1))   # (B, N, N)
+        N = corr.shape[-1]
+        feats = self.pyramid(corr[:, None] * N)                           # rescaled: a uniform row is 1
+        raw = self.regress(self.by_displacement(feats).flatten(1))
+        return dict(params=self.finish(raw), correlation=corr, gates=g, gates_rgb=gm["rgb"], gates_tir=gm["tir"])
 
-    def band_gates(self, f_r: torch.Tensor, f_t: torch.Tensor) -> dict:
-        """Each modality's weights of the (low, high) bands from its reduced search map (B, c, H, W), pooled:
+    def band_gates(self, bands_r: tuple, bands_t: tuple) -> dict:
+        """Each modality's weights of the (low, high) bands from its pooled bands ((B, d, H, W) x 2):
         {"rgb": (B, 2), "tir": (B, 2)}, each a softmax over the two bands."""
-        return {m: torch.softmax(self.gate[m](f.mean((2, 3))), 1) for m, f in (("rgb", f_r), ("tir", f_t))}
+        return {m: torch.softmax(self.gate[m](torch.cat([b.mean((2, 3)) for b in bands], 1)), 1)
+                for m, bands in (("rgb", bands_r), ("tir", bands_t))}

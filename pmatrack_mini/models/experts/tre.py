@@ -3,7 +3,10 @@
 Per modality M, a response over the search grid (phi: max over template tokens of the scaled similarities, then a
 softmax over search positions; the BCE loss L_r uses the logits before the softmax):
 
-    R^M = phi((Z^M W^M) (X^M W^M)^T)          a = R^rgb, b = R^tir  (each sums to 1)
+    R^M = phi(P^M(LN(Z^M)) P^M(LN(X^M))^T)    a = R^rgb, b = R^tir  (each sums to 1)
+
+with P^M a two-layer projection per modality (Linear C -> d, ReLU, Linear d -> d; the official shape with d = C)
+and one LayerNorm shared by both modalities.
 
 Optimal transport moves the RGB response onto the TIR response with cost C_ij = ||p_i - p_j||^2 (cells^2):
 
@@ -11,8 +14,9 @@ Optimal transport moves the RGB response onto the TIR response with cost C_ij = 
 
 Read-out. For any feasible plan, sum_ij T_ij (p_j - p_i) = centroid(b) - centroid(a): a *mean* read-out makes
 OT pointless. We scatter the plan into a histogram of displacements (dy, dx) in [-(H-1), H-1]^2 and let a small
-CNN read it (as the official code); its mode is the teaching read-out (:func:`plan_mode_offset`). A hot
-distractor seen in TIR only moves little mass far, so the mode ignores it where the centroid does not.
+CNN read it (the official shapes: Conv 1 -> 8, Conv 8 -> 16, 3 x 3); its mode is the teaching read-out
+(:func:`plan_mode_offset`). A hot distractor seen in TIR only moves little mass far, so the mode ignores it where
+the centroid does not.
 
 Departures from the official code:
 
@@ -25,8 +29,12 @@ Departures from the official code:
   the mode differs on about a tenth of the pairs; on sharp responses whose peaks lie >= 5 cells apart (the scale and
   refine stages of a network trained ~900 steps) by up to ~0.4. Mass that must travel d cells needs more iterations
   as d^2 / eps grows. 100 iterations bring the 90th percentile of all of these below ~1e-2 (the sharp, far-apart
-  pairs to at most ~0.1), at about 3 x the solver's cost (TRE 2.40 -> 2.97 M MACs per call at cpu-mini). The
+  pairs to at most ~0.1), at about 3 x the solver's cost (TRE 8.73 -> 9.30 M MACs per call at cpu-mini). The
   read-out CNN is trained on the same truncated plans it sees at inference.
+* The read-out's features are flattened into the final Linear (``readout="displacement"``, default), so it knows
+  *which* displacement holds the mass; the official code averages them over the histogram first (``"pooled"``), which
+  leaves 3 x 3 convolutions to guess a shift of up to H - 1 cells from local patterns alone. Kept because a
+  position-blind read-out cannot regress a shift; not yet measured against the pooled one on trained networks.
 * phi takes the max over template tokens of the logits, then one softmax over search positions (a distribution, as
   OT needs); the official code takes a softmax over search positions per template token, then the max, then
   normalises. L_r is a BCE on these max-logits per modality at the feature-cell resolution (the official code
@@ -38,16 +46,7 @@ import torch
 import torch.nn as nn
 
 from ...ot import grid_cost, sinkhorn
-from . import AlignmentExpert, cell_mask
-
-
-def displacement_index(grid: int) -> torch.Tensor:
-    """(N * N,) index of the displacement p_j - p_i in a (2 grid - 1)^2 histogram, for each pair (i, j)."""
-    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-    p = torch.stack([xs.flatten(), ys.flatten()], 1)                # (N, 2) (x, y)
-    d = p[None, :, :] - p[:, None, :]                                # (N, N, 2): p_j - p_i
-    K = 2 * grid - 1
-    return ((d[..., 1] + grid - 1) * K + (d[..., 0] + grid - 1)).flatten()
+from . import AlignmentExpert, cell_mask, displacement_index  # noqa: F401 (displacement_index: re-exported)
 
 
 def displacement_histogram(plan: torch.Tensor, grid: int, index: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,28 +117,31 @@ def sinkhorn_truncation(a: torch.Tensor, b: torch.Tensor, grid: int, epsilon: fl
 
 
 class TRE(AlignmentExpert):
-    token_projections = ("proj",)     # the modules that read the backbone's C-channel tokens (profile)
+    token_projections = ("norm", "proj")     # the modules that read the backbone's C-channel tokens (profile)
 
-    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", proj_dim: int = 64,
-                 epsilon: float = 0.5, iters: int = 30, temperature: float = 1.0):
+    def __init__(self, dim: int, grid: int, search_size: int, stage: str = "center", proj_dim: int = 144,
+                 readout: str = "displacement", epsilon: float = 0.5, iters: int = 30, temperature: float = 1.0):
         super().__init__(dim, grid, search_size, stage)
-        self.proj = nn.ModuleDict({m: nn.Linear(dim, proj_dim) for m in ("rgb", "tir")})   # W^M
-        self.epsilon, self.iters, self.temperature = epsilon, iters, temperature
+        if readout not in ("displacement", "pooled"):
+            raise ValueError(f"TRE readout must be 'displacement' or 'pooled', got {readout!r}")
+        self.norm = nn.LayerNorm(dim)                                                        # shared by RGB and TIR
+        self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(dim, proj_dim), nn.ReLU(inplace=True),
+                                                    nn.Linear(proj_dim, proj_dim)) for m in ("rgb", "tir")})  # P^M
+        self.epsilon, self.iters, self.temperature, self.readout = epsilon, iters, temperature, readout
         self.register_buffer("cost", grid_cost(grid, grid), persistent=False)               # (N, N) cells^2
         self.register_buffer("disp_index", displacement_index(grid), persistent=False)
         K = 2 * grid - 1
-        self.reader = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(8, 8, 3, padding=1, stride=2), nn.ReLU(inplace=True),
-            nn.Flatten(), nn.Linear(8 * ((K + 1) // 2) ** 2, 5))
-        self.start_at_identity(self.reader[-1])
+        self.reader = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True))
+        self.regress = nn.Linear(16 * K * K if readout == "displacement" else 16, 5)
+        self.start_at_identity(self.regress)
 
     def extra_repr(self) -> str:
-        return f"epsilon={self.epsilon}, iters={self.iters}, temperature={self.temperature}"
+        return f"epsilon={self.epsilon}, iters={self.iters}, temperature={self.temperature}, readout={self.readout}"
 
     def response_logits(self, z: torch.Tensor, x: torch.Tensor, m: str) -> torch.Tensor:
-        """max over template tokens of (Z W)(X W)^T / sqrt(d): (B, Nx) logits over search positions."""
-        Z, X = self.proj[m](z), self.proj[m](x)                         # (B, Nz, d), (B, Nx, d)
+        """max over template tokens of P(LN Z) P(LN X)^T / sqrt(d): (B, Nx) logits over search positions."""
+        Z, X = self.proj[m](self.norm(z)), self.proj[m](self.norm(x))  # (B, Nz, d), (B, Nx, d)
         S = Z @ X.transpose(1, 2) / Z.shape[-1] ** 0.5                  # (B, Nz, Nx)
         return S.max(dim=1).values                                      # (B, Nx)
 
@@ -152,5 +154,7 @@ class TRE(AlignmentExpert):
         B = a.shape[0]
         plan = sinkhorn(a.float(), b.float(), self.cost.expand(B, -1, -1), self.epsilon, n_iters=self.iters)
         hist = displacement_histogram(plan, self.grid, self.disp_index)  # (B, K, K)
-        raw = self.reader(hist[:, None] * hist.shape[-1] ** 2)          # rescaled: mean cell ~ 1
-        return dict(params=self.finish(raw), response_rgb=logit_r, response_tir=logit_t, plan=plan, hist=hist)
+        feats = self.reader(hist[:, None] * hist.shape[-1] ** 2)         # (B, 16, K, K); rescaled: mean cell ~ 1
+        feats = feats.flatten(1) if self.readout == "displacement" else feats.mean((2, 3))
+        return dict(params=self.finish(self.regress(feats)), response_rgb=logit_r, response_tir=logit_t, plan=plan,
+                    hist=hist)
