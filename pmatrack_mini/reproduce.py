@@ -237,7 +237,7 @@ class Workspace:
 def reproduce(table: str, out: str | Path, fast: bool = False, progress: bool = True, command: str = "",
               track_batch: int = 8) -> dict:
     """Build (or reuse) everything ``table`` (components | progressive | all) needs; write its files.
-    ``track_batch``: sequences tracked together (the same boxes at any value, ``track_run``).
+    ``track_batch``: sequences tracked together (``track_run``: the same computation, other float rounding).
     Returns {table: {row label: {level: results}}}."""
     if table not in ("components", "progressive", "all"):
         raise PMATrackError(f"--table must be components, progressive or all, got {table!r}")
@@ -259,7 +259,7 @@ def add_cli(sub) -> None:
     p.add_argument("--out", required=True, help="cache and results folder (reused by a rerun)")
     p.add_argument("--fast", action="store_true", help="toy size: checks the pipeline, not the numbers")
     p.add_argument("--batch", type=int_at_least(1), default=8,
-                   help="sequences tracked together (same boxes as one at a time, more frames per second)")
+                   help="sequences tracked together (more frames per second; float rounding differs, see track_run)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd)
 

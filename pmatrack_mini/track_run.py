@@ -6,8 +6,12 @@
 :func:`track_dataset` keeps up to ``batch`` sequences in flight, each with its own state (``tracker.TrackState``:
 box, running homography, templates, TOCU), and runs the network once per frame index on their stacked crops
 (``Tracker.step``); when a sequence ends, the next one takes its slot, so sequences of any lengths and frame sizes
-mix. The boxes equal those of ``--batch 1`` up to float rounding of a batched matrix product (``tests``: within
-0.01 px, the same TOCU decisions); only the throughput changes.
+mix. One step computes for each sequence what it computes alone, up to float rounding: oneDNN picks other
+convolution kernels for other batch sizes (about 1e-7 in the head's maps; the ViT's matrix products are exact), tested
+to 1e-3 px with the same expert choices and TOCU decisions. Over a whole sequence the tracking loop can amplify such a
+difference where two score peaks nearly tie: measured with trained cpu-mini networks on 12 dynamic sequences
+(``benchmarks/bench_batch_tracking.py``), batch 8 and batch 1 ended up to 180-200 px apart on some sequence, 8 of
+948 frames with another TOCU decision or expert; the batch size is therefore recorded in ``track_summary.json``.
 
 Each sequence's result file is written (atomically) as soon as the sequence is tracked. When a later sequence fails
 (an unreadable frame, found only when it is decoded), the finished results are kept, since a long run should not
@@ -158,7 +162,8 @@ def add_cli(sub) -> None:
                    help="update the running homography from the network's alignment when TOCU's check agrees "
                         "(default: on for stage-2 networks with --prealign none or first-frame)")
     t.add_argument("--batch", type=int_at_least(1), default=1,
-                   help="sequences tracked together, one network forward per frame index (same boxes, more FPS)")
+                   help="sequences tracked together, one network forward per frame index (more FPS; float rounding "
+                        "differs from one at a time, see track_run)")
     t.add_argument("--device", default="cpu")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_track)
