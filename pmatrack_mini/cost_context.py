@@ -44,8 +44,8 @@ def cost_context(preset: str, seed: int = 0) -> dict:
     s1 = count_macs(tracker, (z, x, z, x))
     soft = component_macs(net, (z, x, z, x), ("soft",))["soft"]
     comp, role = soft["components"], net.roles[0]
-    experts = expert_cost_table(EXPERT_NAMES, m.embed_dim, m.feat_size, m.search_size, role,
-                                sizes_key({n: cfg.align.expert_sizes(n) for n in EXPERT_NAMES}))
+    experts = expert_cost_table(EXPERT_NAMES, m.embed_dim, m.feat_size, m.search_size,   # as the routers count
+                                sizes=sizes_key({n: cfg.align.expert_sizes(n) for n in EXPERT_NAMES}))
     projection = {n: expert_projection_macs(net.stages[0].dmae.experts[n]) for n in EXPERT_NAMES}
     n_tokens = 2 * ((m.template_size // m.patch_size) ** 2 + m.feat_size ** 2)
     return dict(preset=preset, model=dict(embed_dim=m.embed_dim, depth=m.depth, tokens=n_tokens, grid=m.feat_size),
