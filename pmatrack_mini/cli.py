@@ -2,6 +2,7 @@
 
     pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large,dynamic} --seed S [--overwrite]
     pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--aligned] [--json F] [--plot F]
+                       [--layout auto|lasher|lasher-unaligned|muart244|luart]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
     pmatrack-mini train --preset cpu-mini --data DIR [DIR ...] --out RUN_DIR [--steps N] [--device cpu|cuda] [--amp]
     pmatrack-mini train --stage 2 --init RUN_DIR/final.pt --data DIR [DIR ...] --out RUN2 [--set align.experts=tre,fme]
@@ -86,7 +87,8 @@ def cmd_eval(args) -> None:
 
     _output_file(args.json)
     _output_file(args.plot)
-    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list, aligned=args.aligned)
+    rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list, aligned=args.aligned,
+                   layout=args.layout)
     print(format_report(rep))
     if args.json:
         save_report(rep, args.json)
@@ -140,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="PR / NPR / SR with the LasHeR toolkit's conventions")
     e.add_argument("--dataset", required=True)
-    e.add_argument("--results", required=True, help="folder of <sequence>.txt files, x,y,w,h rows")
+    e.add_argument("--results", required=True,
+                   help="folder of <sequence>.txt (or <Tracker>_<sequence>.txt) files, one format for all: x,y,w,h "
+                        "rows (commas or spaces) or 8-value corner rows x1 y1 x2 y1 x2 y2 x1 y2")
+    e.add_argument("--layout", choices=["auto", "lasher", "lasher-unaligned", "muart244", "luart"], default="auto",
+                   help="dataset folder layout (default: detected): LasHeR <seq>/visible.txt, LasHeR-Unaligned "
+                        "annos/<seq>.txt, MUART244 annos/visible/, LUART <seq>/NotAlign/")
     e.add_argument("--gt", choices=["visible", "infrared", "both"], default="visible",
                    help="ground truth to score against: visible (default; RGB pixels, as the predictions), "
                         "infrared (TIR pixels: predictions are mapped through each sequence's homography.txt; "
@@ -169,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_track(sub)
     add_profile(sub)
     add_reproduce(sub)
+    from .calibrate import add_cli as add_calibrate
+    add_calibrate(sub)
+    from .models.official import add_cli as add_convert
+    add_convert(sub)
     return p
 
 

@@ -43,6 +43,9 @@ ROUTING_MODES = ("router", "soft") + EXPERT_NAMES
 PREALIGN_MODES = ("none", "first-frame", "mixture")
 EXPERT_SIZE_FIELDS = ("tre_dim", "tre_readout", "fme_dim", "fme_gate_hidden", "fme_channels", "dpe_base", "dpe_levels",
                       "dpe_heads", "dpe_mlp_ratio")      # AlignConfig's expert sizes (``AlignConfig.expert_sizes``)
+# expert sizes for the width-64 toy networks of the tests and ``reproduce --fast`` (the defaults are cpu-mini's, for
+# width 192): scaled down with the width, costs still rising TRE < FME < DPE
+TOY_EXPERT_SIZES = dict(tre_dim=16, fme_dim=32, fme_gate_hidden=16, fme_channels=6, dpe_base=32, dpe_heads=2)
 
 
 @dataclass

@@ -28,14 +28,23 @@ because comparing RGB-pixel boxes with TIR-pixel boxes would give a meaningless 
 states that the two cameras are registered (``aligned=True``, ``--aligned``: RGBT234, whose two GTs were
 annotated separately on registered frames). ``both`` is RGBT234's MPR/MSR: per frame the smaller error and
 the larger IoU over the visible and the (mapped) infrared comparison, each in its own GT's pixels.
+
+Result files (``track_outputs.write_result``): one per sequence, ``<seq>.txt`` or, as RGBT234's toolkit names them,
+``<Tracker>_<seq>.txt`` (one prefix for the whole folder, found by looking); rows of 4 values x, y, w, h separated by
+commas (``lasher``) or white space (``official``), or of 8 values, the corners x1 y1 x2 y1 x2 y2 x1 y2 of one box
+(``corners``), read as the ``rgbt`` package's RGBT234 loader reads them: x1, y1, x2 - x1, y2 - y1. A corner row that
+is not one axis-aligned box (e.g. an RGB box then a TIR box), a row of another length, or a folder (or file) mixing
+4-value and 8-value rows is an error naming the file and line (commas and spaces may mix: the toolkits read both). Unlike ``rgbt``, predictions are not rounded to integers.
 """
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .data.dataset import Sequence, load_dataset, read_boxes
+from .data.dataset import Sequence, load_dataset
 from .errors import PMATrackError
 from .geometry import box_center, warp_boxes
 from .utils import atomic_path, write_json_atomic
@@ -176,26 +185,88 @@ def evaluate_predictions(sequences: list[Sequence], predictions: dict, gt: str =
     )
 
 
+_SPLIT = re.compile(r"[,\s]+")
+_FORMAT_ROWS = {"boxes": "4-value x,y,w,h", "corners": "8-value corner"}
+
+
+def _corner_box(c: list, where: str) -> list:
+    """x1 y1 x2 y1 x2 y2 x1 y2 -> x1, y1, x2 - x1, y2 - y1, once the repeated values are checked to agree."""
+    if all(np.isfinite(c)) and not np.allclose([c[6], c[3], c[4], c[7]], [c[0], c[1], c[2], c[5]], atol=1e-3):
+        raise PMATrackError(f"{where}: 8 values must be the corners x1 y1 x2 y1 x2 y2 x1 y2 of one box (columns 7, 4, "
+                            "5, 8 repeating 1, 2, 3, 6); this row is not (an RGB box then a TIR box?)")
+    return [c[0], c[1], c[2] - c[0], c[5] - c[1]]
+
+
+def read_result_file(path: str | Path, expect: tuple | None = None) -> tuple[np.ndarray, str]:
+    """(N, 4) x, y, w, h boxes of one result file and its kind of rows (``boxes``: 4 values, ``corners``: 8; see the
+    module docstring). NaN rows are kept (the toolkit repairs them). ``expect`` = (format, file): the format the
+    folder's first file had; a file in another one is an error at its first row."""
+    path = Path(path)
+    rows, fmt = [], expect[0] if expect else None
+    for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        fields = [f for f in _SPLIT.split(line) if f]
+        where = f"{path}:{lineno}"
+        if len(fields) not in (4, 8):
+            raise PMATrackError(f"{where}: expected 4 values (x,y,w,h) or 8 (corners x1 y1 x2 y1 x2 y2 x1 y2), "
+                                f"got {len(fields)}: {line!r}")
+        kind = "corners" if len(fields) == 8 else "boxes"     # lasher and official rows: commas or spaces alike
+        if fmt is None:
+            fmt = kind
+        elif kind != fmt:
+            other = f"{expect[1]} has" if expect and not rows else "earlier rows are"
+            raise PMATrackError(f"{where}: {_FORMAT_ROWS[kind]} row, but {other} {_FORMAT_ROWS[fmt]} rows; "
+                                "one result format per folder")
+        try:
+            vals = [float(f) for f in fields]
+        except ValueError:
+            raise PMATrackError(f"{where}: non-numeric value in {line!r}") from None
+        rows.append(_corner_box(vals, where) if kind == "corners" else vals)
+    if not rows:
+        raise PMATrackError(f"{path}: no box rows")
+    return np.asarray(rows, dtype=np.float64), fmt
+
+
+def result_prefix(results_dir: Path, names: list[str]) -> str:
+    """``""`` when every ``<seq>.txt`` is there, else the one prefix P (RGBT234's ``<Tracker>_``) with every
+    ``P<seq>.txt`` there; a PMATrackError naming a missing file, or the prefixes when several fit."""
+    files = {p.name for p in results_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+    count = Counter()
+    for n in names:
+        count.update({f[: -len(n) - 4] for f in files if f == f"{n}.txt" or f.endswith(f"_{n}.txt")})
+    full = sorted(p for p, c in count.items() if c == len(names))
+    if len(full) == 1 or "" in full:
+        return full[0]
+    if full:
+        raise PMATrackError(f"{results_dir}: result files of several trackers ({', '.join(full)}); keep one per folder")
+    best = max(sorted(count), key=count.get, default="")     # the prefix most sequences have ("" on a tie)
+    missing = [n for n in names if f"{best}{n}.txt" not in files]
+    raise PMATrackError(f"{results_dir}: no result file for {len(missing)} sequence(s), e.g. {best}{missing[0]}.txt"
+                        + ("" if best else f" (or <Tracker>_{missing[0]}.txt)"))
+
+
 def read_results(results_dir: str | Path, sequences: list[Sequence]) -> dict:
-    """Read ``<seq>.txt`` for every sequence (NaN rows allowed: the toolkit repairs them)."""
+    """Read every sequence's result file (see the module docstring), all in one format."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise PMATrackError(f"{results_dir}: results folder not found")
-    missing = [s.name for s in sequences if not (results_dir / f"{s.name}.txt").is_file()]
-    if missing:
-        raise PMATrackError(f"{results_dir}: no result file for {len(missing)} sequence(s), e.g. {missing[0]}.txt")
-    preds = {}
+    prefix = result_prefix(results_dir, [s.name for s in sequences])
+    preds, expect = {}, None
     for s in sequences:
-        path = results_dir / f"{s.name}.txt"
-        preds[s.name] = read_boxes(path, allow_nan=True)
+        path = results_dir / f"{prefix}{s.name}.txt"
+        preds[s.name], fmt = read_result_file(path, expect)
+        expect = expect or (fmt, path)
         if len(preds[s.name]) < len(s):   # checked here too, so that the message names the file
             raise PMATrackError(f"{path}: {len(preds[s.name])} prediction rows, but the ground truth has {len(s)}")
     return preds
 
 
 def evaluate(dataset: str | Path, results: str | Path, gt: str = "visible", list_file=None,
-             aligned: bool = False) -> dict:
-    sequences = load_dataset(dataset, list_file=list_file)
+             aligned: bool = False, layout: str = "auto") -> dict:
+    """Score a results folder on a dataset folder (``layout``: see ``data.layouts``; ``auto`` detects it)."""
+    sequences = load_dataset(dataset, list_file=list_file, layout=layout)
     return evaluate_predictions(sequences, read_results(results, sequences), gt=gt, aligned=aligned)
 
 

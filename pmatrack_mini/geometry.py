@@ -146,6 +146,20 @@ def invert(H: np.ndarray) -> np.ndarray:
     return normalize_h(np.linalg.inv(np.asarray(H, dtype=np.float64)))
 
 
+def homography_problem(H, max_condition: float = 1e10) -> str | None:
+    """Why ``H`` cannot serve as a homography (not 3x3, not finite, singular or nearly so: the ratio of its largest
+    to its smallest singular value above ``max_condition``), or None when it can."""
+    H = np.asarray(H, dtype=np.float64)
+    if H.shape != (3, 3):
+        return f"expected a 3x3 matrix, got shape {H.shape}"
+    if not np.all(np.isfinite(H)):
+        return "it holds NaN or infinite values"
+    s = np.linalg.svd(H, compute_uv=False)
+    if s[0] == 0 or s[-1] <= s[0] / max_condition:
+        return "it is singular (not invertible)"
+    return None
+
+
 def apply_homography(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Map (N, 2) points: [u, v, w]^T = H [x, y, 1]^T, then divide by w."""
     pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)

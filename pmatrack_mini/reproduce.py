@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .config import get_config, stage2_config
+from .config import TOY_EXPERT_SIZES, get_config, stage2_config
 from .data.synth_sets import cached_dataset
 from .errors import PMATrackError
 from .evaluate import evaluate_predictions
@@ -56,8 +56,7 @@ class ReproduceConfig:
 
 
 TINY_MODEL = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
-TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, tre_dim=16, fme_dim=32, fme_gate_hidden=16,
-                  fme_channels=6, dpe_base=32, dpe_heads=2)      # experts scaled with the toy width, costs still rising
+TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES)
 
 
 FAST = ReproduceConfig(stage1_steps=4, stage2_steps=2, batch_size=4, train_sequences=1, train_frames=20,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, config_from_dict, get_config, merge, stage2_config
+from .config import TOY_EXPERT_SIZES, Config, config_from_dict, get_config, merge, stage2_config
 from .models.checkpoint import load_checkpoint
 
 TINY_MODEL = dict(embed_dim=64, depth=2, num_heads=2, head_channels=32, drop_path=0.3)
@@ -39,7 +39,7 @@ def tiny_configs(init: str | Path) -> tuple[Config, Config]:
     """(stage-1 config, stage-2 config training on the stage-1 checkpoint ``init``), both 4 steps."""
     stage1 = get_config("cpu-mini", model=TINY_MODEL, train=TINY_TRAIN)
     stage2 = stage2_config(stage1, align=dict(layers=(0, 1, 1), stages=("center", "scale"), tcmda_heads=2,
-                                              tcmda_points=2), train=dict(TINY_TRAIN, init=str(init)))
+                                              tcmda_points=2, **TOY_EXPERT_SIZES), train=dict(TINY_TRAIN, init=str(init)))
     return stage1, stage2
 
 

@@ -9,6 +9,8 @@ crop and proposed as the new running homography:
 
 H' replaces H_t only when the frame is trusted and a template-offset check agrees (:meth:`TOCU.decide`):
 
+(0) the proposal is a usable homography (finite, not singular: ``geometry.homography_problem``); a broken network
+    output is refused and logged (``tocu_reason`` "invalid proposal: ..."), never propagated;
 (a) the raw (before the Hann window) peak score of the frame is at least ``score_threshold`` (0.5);
 (b) the change is worth checking: delta moves the target centre by at least ``min_change_px`` (5 RGB px; smaller
     proposals are skipped). The floor sits above the network's own precision (a median residual of about 3 px
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import apply_homography, box_center, invert
+from .geometry import apply_homography, box_center, homography_problem, invert
 
 
 @dataclass
@@ -49,8 +51,9 @@ class TOCUConfig:
 def lift_alignment(H_crop: np.ndarray, C_rgb: np.ndarray) -> np.ndarray:
     """The network's final alignment (RGB crop px -> TIR crop px, the TIR crop cut through H_t) as a correction of
     H_t in RGB image px: delta = C^-1 H_k C, so that H' = H_t delta."""
-    delta = np.linalg.inv(C_rgb) @ np.asarray(H_crop, dtype=np.float64) @ C_rgb
-    return delta / delta[2, 2]
+    with np.errstate(all="ignore"):              # a broken output stays NaN here and is refused by screen()
+        delta = np.linalg.inv(C_rgb) @ np.asarray(H_crop, dtype=np.float64) @ C_rgb
+        return delta / delta[2, 2]
 
 
 def change_at(delta: np.ndarray, point) -> float:
@@ -85,11 +88,15 @@ class TOCU:
         check (c) needs, in order), or (final record, None) when the proposal stops here. A batched tracker runs
         the checks of all its sequences in one forward pass between :meth:`screen` and :meth:`conclude`."""
         cfg = self.cfg
-        H_new = H_t @ delta
-        H_new = H_new / H_new[2, 2]
-        rec = dict(accept=False, H_proposed=H_new, H=H_t, change_px=change_at(delta, target_center),
-                   iou_proposed=float("nan"), iou_current=float("nan"), score=raw_score)
-        if raw_score < cfg.score_threshold:
+        with np.errstate(all="ignore"):
+            H_new = H_t @ delta
+            H_new = H_new / H_new[2, 2]
+        problem = homography_problem(H_new)
+        rec = dict(accept=False, H_proposed=H_new, H=H_t, change_px=float("nan") if problem else
+                   change_at(delta, target_center), iou_proposed=float("nan"), iou_current=float("nan"), score=raw_score)
+        if problem:                                # a broken network output never reaches the running homography
+            return dict(rec, reason=f"invalid proposal: {problem}"), None
+        if not raw_score >= cfg.score_threshold:   # NaN scores fail too
             return dict(rec, reason="low score"), None
         if rec["change_px"] < cfg.min_change_px:
             return dict(rec, reason="small change"), None
@@ -115,6 +122,7 @@ class TOCU:
         if needed is None:
             return rec
         return self.conclude(rec, [self.first_frame_box(H) for H in needed])
+
 
 def residual_px(H_used: np.ndarray, H_true: np.ndarray, box) -> float:
     """True alignment residual of a homography at the target (RGB px): || H^-1 H_true c - c ||."""

@@ -12,18 +12,22 @@
 
 ``track_summary.json``: per sequence and overall, frames, FPS, MACs per frame, expert usage per stage, TOCU's
 acceptance rate (accepted / frames, and accepted / checked), the mean residuals.
+
+The toolkits' result file itself, in one of :data:`RESULT_FORMATS` (:func:`write_result`).
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from .tocu import residual_px
-from .utils import write_json_atomic, write_text_atomic
+from .errors import PMATrackError
+from .utils import write_boxes, write_json_atomic, write_text_atomic
 
 
 def frame_row(t: int, info: dict, H_true=None, gt_box=None) -> dict:
@@ -121,3 +125,58 @@ def decision_quality(rows: list[dict], margin_px: float = 0.5) -> dict:
         gain = float(r["residual_crop_px"]) - float(r["residual_network_px"])
         out[d]["better" if gain > margin_px else "worse" if gain < -margin_px else "same"] += 1
     return out
+
+
+RESULT_FORMATS = ("lasher", "official", "corners")
+_TRACKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def result_file_name(name: str, fmt: str, tracker: str = "PMATrack") -> str:
+    """``<name>.txt``, or for ``corners`` ``<tracker>_<name>.txt``: RGBT234's result files carry the tracker's name
+    as a prefix, given to the ``rgbt`` package's loaders as ``prefix="<tracker>_"``."""
+    return f"{tracker}_{name}.txt" if fmt == "corners" else f"{name}.txt"
+
+
+def write_result(out_dir, name: str, boxes, fmt: str = "lasher", tracker: str = "PMATrack", init_box=None) -> Path:
+    """Write one sequence's (N, 4) x, y, w, h boxes (RGB pixels) as the toolkits read them; returns the file's path.
+
+    * ``lasher``: ``<name>.txt``, ``x,y,w,h`` rows with 2 decimals, comma-separated (:func:`utils.write_boxes`);
+    * ``official``: ``<name>.txt``, 4 integers ``x y w h`` separated by single spaces, as the official PMATrack
+      tracker writes them (float boxes cast to int, i.e. truncated toward zero); frame 1 is ``init_box`` when given
+      (the official tracker writes the first ground-truth row there), else ``boxes[0]``; a non-finite value is an
+      error, as it has no integer;
+    * ``corners``: ``<tracker>_<name>.txt``, 8 values ``x1 y1 x2 y1 x2 y2 x1 y2`` separated by single spaces, with
+      x2 = x + w and y2 = y + h: the four corners of the one box (never an RGB box then a TIR box), which the
+      ``rgbt`` package's RGBT234 loader (``bbox_type="corner"``) reads back as x, y, x2 - x, y2 - y (its LasHeR-style
+      loaders read corners 1 px wider and taller, x2 - x + 1: give those the lasher or official files).
+
+    ``rgbt`` rounds every value it loads to an integer (half to even); ``eval`` does not, so the two agree exactly
+    on integer boxes (the official format, or boxes that happen to be whole pixels).
+
+    The file is written atomically; every check is made before anything is written.
+    """
+    if fmt not in RESULT_FORMATS:
+        raise PMATrackError(f"unknown result format {fmt!r}; use one of {', '.join(RESULT_FORMATS)}")
+    if fmt == "corners" and not _TRACKER_NAME.fullmatch(tracker or ""):
+        raise PMATrackError(f"tracker name {tracker!r} cannot prefix a file name (letters, digits, _ . + -)")
+    b = np.array(boxes, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 4 or not len(b):
+        raise PMATrackError(f"{name}: expected (N, 4) boxes, got shape {b.shape}")
+    path = Path(out_dir) / result_file_name(name, fmt, tracker)
+    if fmt == "lasher":
+        write_boxes(path, b)
+        return path
+    if fmt == "official":
+        if init_box is not None:
+            b[0] = np.asarray(init_box, dtype=np.float64).reshape(4)
+        bad = np.flatnonzero(~np.all(np.isfinite(b), axis=1))
+        if len(bad):
+            raise PMATrackError(f"{name}: frame {bad[0] + 1} is not finite ({b[bad[0]].tolist()}); the official "
+                                "format holds integers only (use the lasher format)")
+        lines = [" ".join(str(v) for v in row) for row in np.trunc(b).astype(np.int64).tolist()]
+    else:
+        x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+        corners = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1)
+        lines = [" ".join(f"{v:.2f}" for v in row) for row in corners]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path

@@ -36,9 +36,11 @@ from .cli import int_at_least
 from .data.dataset import Sequence, load_dataset
 from .errors import PMATrackError
 from .tocu import TOCUConfig
-from .track_outputs import frame_row, overall_summary, sequence_summary, write_align_csv, write_summary
+from .track_outputs import (RESULT_FORMATS, frame_row, overall_summary, sequence_summary, write_align_csv, write_result,
+                            write_summary)
+from .track_video import add_video_arguments, video_input, write_annotated_video
 from .tracker import PREALIGN, Tracker, TrackState
-from .utils import check_device, write_boxes
+from .utils import check_device
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _Job:
     t: int = 1
     rows: list = field(default_factory=list)
     spent: float = 0.0
+    Hs: list = field(default_factory=list)          # the running homography after each frame (frame 0: the start)
 
     def homography(self, t: int):
         return None if self.seq.homography is None else self.seq.homography[t]
@@ -62,14 +65,20 @@ def _start(tracker: Tracker, index: int, seq: Sequence) -> _Job:
     boxes = np.zeros((len(seq), 4))
     boxes[0] = seq.init_box
     job = _Job(index, seq, None, boxes)
-    job.state = tracker.start(seq.rgb(0), seq.tir(0), seq.init_box, seq.gt_infrared[0], job.homography(0))
+    job.state = tracker.start(seq.rgb(0), seq.tir(0), seq.init_box, seq.gt_infrared[0], job.homography(0),
+                              H0=seq.calibration)
+    job.Hs.append(job.state.H.copy())
     return job
 
 
 def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Path | None = None,
-                  progress: bool = True, meta: dict | None = None, batch: int = 1) -> tuple[dict, float]:
+                  progress: bool = True, meta: dict | None = None, batch: int = 1,
+                  on_finish=None, result_format: str = "lasher") -> tuple[dict, float]:
     """Track every sequence, ``batch`` at a time. With ``out_dir``, write ``<seq>.txt`` and ``<seq>.align.csv`` per
-    sequence and ``track_summary.json`` (``track_outputs``). Returns ({name: boxes}, mean FPS over sequences)."""
+    sequence (``<seq>.txt`` in ``result_format``: ``track_outputs.RESULT_FORMATS``) and ``track_summary.json``
+    (``track_outputs``); ``on_finish(seq, boxes, homographies)`` is called as
+    each sequence ends (homographies: the running one after each frame). Returns ({name: boxes}, mean FPS over
+    sequences)."""
     from tqdm.auto import tqdm
 
     if batch < 1:
@@ -86,7 +95,7 @@ def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Pa
                 if len(job.seq) > 1:
                     jobs.append(job)
                 else:
-                    done[job.index] = _finish(job, out_dir)
+                    done[job.index] = _finish(job, out_dir, on_finish, result_format)
             if not jobs:
                 continue
             frames = []
@@ -102,9 +111,10 @@ def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Pa
                 job.rows.append(frame_row(job.t, info, job.homography(job.t), job.seq.gt_visible[job.t]))
                 job.spent += share
                 job.t += 1
+                job.Hs.append(job.state.H.copy())
             bar.update(len(jobs))
             for job in [j for j in jobs if j.t == len(j.seq)]:
-                done[job.index] = _finish(job, out_dir)
+                done[job.index] = _finish(job, out_dir, on_finish, result_format)
                 bar.set_postfix(fps=f"{done[job.index][1]:.0f}")
             jobs = [j for j in jobs if j.t < len(j.seq)]
     except PMATrackError as exc:
@@ -132,11 +142,13 @@ def track_dataset(tracker: Tracker, sequences: list[Sequence], out_dir: str | Pa
     return preds, float(np.mean([done[i][1] for i in order])) if order else 0.0
 
 
-def _finish(job: _Job, out_dir) -> tuple:
+def _finish(job: _Job, out_dir, on_finish=None, result_format: str = "lasher") -> tuple:
     fps = (len(job.seq) - 1) / max(job.spent, 1e-9)
     if out_dir is not None:
-        write_boxes(Path(out_dir) / f"{job.seq.name}.txt", job.boxes)
+        write_result(out_dir, job.seq.name, job.boxes, result_format, init_box=job.seq.init_box)
         write_align_csv(Path(out_dir) / f"{job.seq.name}.align.csv", job.rows)
+    if on_finish is not None:
+        on_finish(job.seq, job.boxes, job.Hs)
     return job.boxes, fps, job.rows
 
 
@@ -147,9 +159,10 @@ def _some(names: list, what: str) -> str:
 
 
 def add_cli(sub) -> None:
-    t = sub.add_parser("track", help="track every sequence of a dataset with a checkpoint")
+    t = sub.add_parser("track", help="track every sequence of a dataset, or an RGB and a thermal video, with a "
+                                     "checkpoint")
     t.add_argument("--checkpoint", required=True)
-    t.add_argument("--dataset", required=True)
+    t.add_argument("--dataset", help="a folder of sequences (LasHeR layout); or give --rgb and --tir")
     t.add_argument("--out", required=True, help="results folder: one <sequence>.txt per sequence")
     t.add_argument("--preset", default=None, help="fail unless the checkpoint was trained with this preset")
     t.add_argument("--list", default=None)
@@ -164,8 +177,12 @@ def add_cli(sub) -> None:
     t.add_argument("--batch", type=int_at_least(1), default=1,
                    help="sequences tracked together, one network forward per frame index (more FPS; float rounding "
                         "differs from one at a time, see track_run)")
+    t.add_argument("--format", choices=RESULT_FORMATS, default="lasher",
+                   help="result rows: lasher (x,y,w,h with decimals, default), official (4 space-separated integers, "
+                        "as the official tracker writes), corners (RGBT234's 8 corner values, PMATrack_<seq>.txt)")
     t.add_argument("--device", default="cpu")
     t.add_argument("--quiet", action="store_true")
+    add_video_arguments(t)
     t.set_defaults(func=_cmd_track)
 
 
@@ -173,9 +190,13 @@ def _cmd_track(args) -> None:
     check_device(args.device)
     from .models.checkpoint import model_from_checkpoint
 
+    if args.dataset and (args.rgb or args.tir):
+        raise PMATrackError("give either --dataset or --rgb/--tir, not both")
+    sequences = load_dataset(args.dataset, list_file=args.list) if args.dataset else [video_input(args)]
+    if args.video and args.dataset:
+        raise PMATrackError("--video is for --rgb/--tir (one sequence)")
     model, cfg, step = model_from_checkpoint(args.checkpoint, device=args.device, expect_preset=args.preset,
                                              routing=args.routing)
-    sequences = load_dataset(args.dataset, list_file=args.list)
     if args.prealign == "oracle":
         missing = [s.name for s in sequences if s.homography is None]
         if missing:
@@ -184,7 +205,15 @@ def _cmd_track(args) -> None:
     tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None)
     meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage,
                 routing=cfg.align.routing if cfg.train.stage == 2 else None)
-    _, fps = track_dataset(tracker, sequences, args.out, progress=not args.quiet, meta=meta, batch=args.batch)
+    if not args.dataset:
+        meta.update(rgb=str(args.rgb), tir=str(args.tir), init=list(args.init),
+                    init_tir=list(args.init_tir) if args.init_tir else None, homography=args.homography)
+    on_finish = None
+    if args.video:
+        def on_finish(seq, boxes, Hs):
+            write_annotated_video(seq, boxes, Hs, Path(args.out) / f"{seq.name}.mp4", progress=not args.quiet)
+    _, fps = track_dataset(tracker, sequences, args.out, progress=not args.quiet, meta=dict(meta, format=args.format),
+                           batch=args.batch, on_finish=on_finish, result_format=args.format)
     print(f"tracked {len(sequences)} sequence(s) with {Path(args.checkpoint).name} (step {step}, "
           f"{cfg.model.modalities}, stage {cfg.train.stage}) at {fps:.1f} FPS, "
           f"{tracker.summary['macs_per_frame'] / 1e6:.0f} M MACs per frame -> {args.out}")

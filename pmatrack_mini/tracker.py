@@ -35,7 +35,8 @@ from .data.crops import crop_around, crop_pair
 from .data.dataset import Sequence
 from .data.sampler import to_tensor_images
 from .errors import PMATrackError
-from .geometry import box_center, cxcywh_to_xywh, fit_box_homography, invert, resize_homography, warp_boxes
+from .geometry import (box_center, cxcywh_to_xywh, fit_box_homography, homography_problem, invert, resize_homography,
+                       warp_boxes)
 from .models.head import decode
 from .profile import frame_macs, network_cost_table
 from .tocu import TOCU, TOCUConfig, lift_alignment
@@ -152,18 +153,25 @@ class Tracker:
         boxes, _, _, macs, _ = self._locate(torch.cat(z_r), torch.cat(z_t), torch.cat(x_r), torch.cat(x_t), C)
         return list(boxes), macs
 
-    def start(self, rgb: np.ndarray, tir: np.ndarray, box, box_tir=None, H_true=None) -> TrackState:
+    def start(self, rgb: np.ndarray, tir: np.ndarray, box, box_tir=None, H_true=None, H0=None) -> TrackState:
         """A new sequence's state from its first frame. box: the RGB box; box_tir: the TIR box of the same frame
-        (TIR px), needed by ``first-frame``; H_true: this frame's true homography, needed by ``oracle``."""
+        (TIR px), or H0: the rig's calibration (RGB px -> TIR px, ``calibrate``), needed by ``first-frame``;
+        H_true: this frame's true homography, needed by ``oracle``."""
         self._check(rgb, tir)
         box = _valid_box(box, "initial box")
         m = self.cfg.model
         if self.cost_table is None:
             self.cost_table = network_cost_table(self.model)
         rgb_size = (rgb.shape[1], rgb.shape[0])
-        if self.prealign == "first-frame":
+        if self.prealign == "first-frame" and H0 is not None:
+            problem = homography_problem(H0)
+            if problem:
+                raise PMATrackError(f"the calibration homography cannot be used: {problem}")
+            H = np.asarray(H0, dtype=np.float64)
+        elif self.prealign == "first-frame":
             if box_tir is None:
-                raise PMATrackError("prealign 'first-frame' needs the first-frame TIR box (infrared.txt)")
+                raise PMATrackError("prealign 'first-frame' needs the first-frame TIR box (infrared.txt) or a "
+                                    "calibration homography")
             H = fit_box_homography(box, _valid_box(box_tir, "initial TIR box"))
         else:
             H = resize_homography(rgb_size, (tir.shape[1], tir.shape[0]))

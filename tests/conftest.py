@@ -25,8 +25,7 @@ def tiny_dataset(tmp_path_factory):
     return root
 
 
-# expert sizes scaled down with the toy width 64 (the defaults are cpu-mini's, for width 192), costs still rising
-TOY_EXPERTS = dict(tre_dim=16, fme_dim=32, fme_gate_hidden=16, fme_channels=6, dpe_base=32, dpe_heads=2)
+from pmatrack_mini.config import TOY_EXPERT_SIZES  # noqa: E402  (expert sizes for width 64)
 
 
 def _untrained_checkpoint(folder: Path, stage: int) -> Path:
@@ -38,7 +37,7 @@ def _untrained_checkpoint(folder: Path, stage: int) -> Path:
     cfg = get_config("cpu-mini", model=dict(embed_dim=64, depth=1 if stage == 1 else 3, num_heads=2,
                                             head_channels=32))
     if stage == 2:
-        cfg = stage2_config(cfg, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERTS))
+        cfg = stage2_config(cfg, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES))
     path = folder / f"stage{stage}.pt"
     save_checkpoint(path, build_model(cfg), cfg, step=0)
     return path

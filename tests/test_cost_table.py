@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TOY_EXPERTS
+from pmatrack_mini.config import TOY_EXPERT_SIZES
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.cost_context import (cost_context, cost_penalty_note, format_cost_table, frame_rows, paper_style_baseline,
                                    read_cost_table)
@@ -62,7 +62,7 @@ def test_paper_rows_are_single_expert_networks_counted_the_papers_way():
     from pmatrack_mini.profile import count_macs
 
     toy = dict(model=dict(embed_dim=64, depth=3, num_heads=2, head_channels=32),
-               align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERTS))
+               align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES))
     rows = paper_rows("cpu-mini", **toy)["rows"]
     assert list(rows) == ["Baseline", "+TRE", "+FME", "+DPE"]
     assert rows["Baseline"] < rows["+TRE"] < rows["+FME"] < rows["+DPE"]

@@ -1,11 +1,13 @@
 """PMATrack's network: built from a stage-1 checkpoint it tracks exactly as stage 1; progressive stages; frozen
 tracker in stage 2; MACs of hard routing; stage-2 training from the command line, resume and bad input."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from pmatrack_mini.cli import main
-from pmatrack_mini.config import get_config, stage2_config
+from pmatrack_mini.config import TOY_EXPERT_SIZES, get_config, stage2_config
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.data.sampler import PairSampler
 from pmatrack_mini.errors import PMATrackError
@@ -16,7 +18,7 @@ from pmatrack_mini.tracker import Tracker, track_sequence
 from pmatrack_mini.train import compute_loss, train, train_step
 
 TINY = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
-ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2)
+ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES)
 
 
 def _stage1():
@@ -47,7 +49,9 @@ def test_untrained_stage2_tracks_exactly_as_stage1(stage1_ckpt, samples):
     torch.manual_seed(0)
     m2 = build_model(_stage2(stage1_ckpt))
     load_stage1(m2, stage1_ckpt)
-    seq = samples[3]                                      # large offset
+    s = samples[3]                                        # large offset, its first 15 frames
+    seq = dataclasses.replace(s, rgb_files=s.rgb_files[:15], tir_files=s.tir_files[:15], gt_visible=s.gt_visible[:15],
+                              gt_infrared=s.gt_infrared[:15], homography=s.homography[:15])
     for prealign in ("first-frame", "none"):
         b1, _, _ = track_sequence(Tracker(m1, cfg1, prealign=prealign), seq)
         b2, _, _ = track_sequence(Tracker(m2, _stage2(stage1_ckpt), prealign=prealign), seq)
@@ -129,7 +133,8 @@ def test_hard_routing_macs_are_the_sum_of_what_runs(stage1_ckpt):
 def test_stage2_cli_resume_and_reload(stage1_ckpt, tmp_path, capsys):
     args = ["train", "--stage", "2", "--init", str(stage1_ckpt), "--data", "data_samples", "--out",
             str(tmp_path / "s2"), "--steps", "4", "--batch-size", "4", "--quiet",
-            "--set", "align.layers=0,1,2", "align.tcmda_heads=2", "align.experts=tre,fme", "train.ckpt_every=2"]
+            "--set", "align.layers=0,1,2", "align.tcmda_heads=2", "align.experts=tre,fme", "train.ckpt_every=2",
+            *(f"align.{k}={v}" for k, v in TOY_EXPERT_SIZES.items())]
     assert main(args) == 0
     full = load_checkpoint(tmp_path / "s2" / "final.pt")["model"]
     # interrupted after 2 steps, then resumed: the same weights
@@ -142,10 +147,11 @@ def test_stage2_cli_resume_and_reload(stage1_ckpt, tmp_path, capsys):
         assert torch.equal(v, resumed[k]), k
     model, cfg2, step = model_from_checkpoint(tmp_path / "s2" / "final.pt", routing="fme")
     assert cfg2.align.experts == ("tre", "fme") and model.routing == "fme" and step == 4
-    out = tmp_path / "res"
+    out, one = tmp_path / "res", tmp_path / "one.txt"
+    one.write_text("large_fastmotion\n")                   # one sequence: the reload is the point, not the tracking
     assert main(["track", "--checkpoint", str(tmp_path / "s2" / "final.pt"), "--dataset", "data_samples",
-                 "--out", str(out), "--routing", "tre", "--quiet"]) == 0
-    assert len(list(out.glob("*.txt"))) == 5
+                 "--list", str(one), "--out", str(out), "--routing", "tre", "--quiet"]) == 0
+    assert [p.name for p in out.glob("*.txt")] == ["large_fastmotion.txt"]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -73,9 +73,15 @@ def read_boxes(path: str | Path, allow_nan: bool = False) -> np.ndarray:
 def read_homographies(path: str | Path, frames: int) -> np.ndarray:
     """Read (frames, 3, 3) homographies, one row-major 3x3 per line (9 values), as written by the generator.
     Extra rows are ignored (as extra frames are); fewer rows than frames is an error."""
+    from ..geometry import homography_problem
+
     rows = read_rows(path, 9, "homography", "(a row-major 3x3 matrix)")
     if len(rows) < frames:
         raise PMATrackError(f"{path}: {len(rows)} homography rows, but the sequence has {frames} frames")
+    for t, row in enumerate(rows[:frames]):
+        problem = homography_problem(row.reshape(3, 3))
+        if problem:
+            raise PMATrackError(f"{path}: the homography of frame {t + 1} cannot be used: {problem}")
     return rows[:frames].reshape(-1, 3, 3)
 
 
@@ -93,10 +99,13 @@ def list_frames(folder: Path) -> list[Path]:
     return frames
 
 
-def _read_image(path: Path, gray: bool = False) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def _read_image(ref) -> np.ndarray:
+    """A frame -> (H, W, 3) uint8, RGB order. ``ref``: an image file, or a frame of a video (``data.videos``)."""
+    if hasattr(ref, "read"):
+        return ref.read()
+    img = cv2.imread(str(ref), cv2.IMREAD_COLOR)
     if img is None:
-        raise PMATrackError(f"{path}: unreadable image")
+        raise PMATrackError(f"{ref}: unreadable image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -113,6 +122,7 @@ class Sequence:
     init_box: np.ndarray                   # (4,) box the tracker starts from (RGB pixels)
     homography: np.ndarray | None = None   # (T, 3, 3) RGB pixel -> TIR pixel, synthetic data only
     attributes: dict = field(default_factory=dict)  # name -> (T,) bool
+    calibration: np.ndarray | None = None  # (3, 3) RGB pixel -> TIR pixel of the rig (``calibrate``), if given
 
     def __len__(self) -> int:
         return len(self.rgb_files)
@@ -168,11 +178,18 @@ def _check_count(n_frames: int, n_rows: int, folder: Path, gt_file: Path, strict
     return min(n_frames, n_rows)
 
 
-def load_sequence(path: str | Path, strict: bool = True) -> Sequence:
-    """Read one sequence folder (frames are listed, not decoded)."""
+def load_sequence(path: str | Path, strict: bool = True, layout: str = "auto") -> Sequence:
+    """Read one sequence folder (frames are listed, not decoded). With ``layout="auto"`` a sequence of another
+    benchmark's layout (LUART's ``NotAlign/``, or in a dataset folder with ``annos/``) is read by :mod:`.layouts`;
+    ``"lasher"`` always reads LasHeR's."""
     path = Path(path)
     if not path.is_dir():
         raise PMATrackError(f"{path}: sequence folder not found")
+    if layout != "lasher":
+        from .layouts import load_layout_sequence, sequence_layout   # layouts imports this module
+        found = sequence_layout(path)
+        if found is not None:
+            return load_layout_sequence(path, *found, strict=strict)
     rgb_files = list_frames(path / "visible")
     tir_files = list_frames(path / "infrared")
     gt_v = read_boxes(path / "visible.txt")
@@ -220,7 +237,13 @@ def sequence_names(root: str | Path, list_file: str | Path | None = None) -> lis
     return names
 
 
-def load_dataset(root: str | Path, list_file: str | Path | None = None, strict: bool = True) -> list[Sequence]:
-    """Load every sequence of a dataset folder (see :func:`sequence_names`)."""
+def load_dataset(root: str | Path, list_file: str | Path | None = None, strict: bool = True,
+                 layout: str = "auto") -> list[Sequence]:
+    """Load every sequence of a dataset folder in LasHeR's layout (see :func:`sequence_names`) or another benchmark's
+    (``layout``: ``auto`` to detect it, or one of ``layouts.LAYOUTS``; see :mod:`.layouts`)."""
+    from .layouts import detect_layout, load_layout_dataset   # layouts imports this module
     root = Path(root)
-    return [load_sequence(root / n, strict=strict) for n in sequence_names(root, list_file)]
+    kind = detect_layout(root, layout, list_file)
+    if kind != "lasher":
+        return load_layout_dataset(root, kind, list_file=list_file, strict=strict)
+    return [load_sequence(root / n, strict=strict, layout="lasher") for n in sequence_names(root, list_file)]

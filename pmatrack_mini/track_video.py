@@ -1,0 +1,107 @@
+"""Your own cameras: ``track --rgb RGB --tir TIR``, and the annotated side-by-side video of a tracked sequence.
+
+    pmatrack-mini track --checkpoint CK --rgb RGB --tir TIR --init x,y,w,h (--init-tir x,y,w,h | --homography H.txt)
+                        --out DIR [--video] [--truncate] [--name NAME]
+
+RGB and TIR are video files OpenCV reads or folders of frames (``data.videos``); their frame sizes may differ. The
+tracker starts from the RGB box and places the TIR crops through a homography fitted to the two first-frame boxes
+(``--init-tir``) or through the rig's calibration (``--homography``, written by ``calibrate``). It writes what
+``track --dataset`` writes for one sequence (``<name>.txt``, ``<name>.align.csv``, ``track_summary.json``) and, with
+``--video``, ``<name>.mp4``: the RGB frame with its box beside the TIR frame with the same box mapped through the
+running homography and the RGB frame's grid drawn through it, so a drifting alignment shows as a bending grid.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import PMATrackError
+from .geometry import apply_homography, box_corners
+
+GRID = 8                                      # grid lines per side of the RGB frame drawn on the TIR frame
+
+
+def box_arg(text: str) -> tuple:
+    """An argparse ``type`` for ``x,y,w,h`` (commas or spaces) with w, h > 0."""
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}") from None
+    if len(values) != 4 or not np.all(np.isfinite(values)) or values[2] <= 0 or values[3] <= 0:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h (4 finite numbers, w and h > 0), got {text!r}")
+    return tuple(values)
+
+
+def add_video_arguments(t) -> None:
+    """The ``track`` options of the own-cameras path."""
+    g = t.add_argument_group("your own cameras (instead of --dataset)")
+    g.add_argument("--rgb", help="RGB video file or folder of frames")
+    g.add_argument("--tir", help="thermal video file or folder of frames (its frame size may differ)")
+    g.add_argument("--init", type=box_arg, help="the target in the first RGB frame: x,y,w,h (RGB px)")
+    g.add_argument("--init-tir", type=box_arg, help="the target in the first TIR frame: x,y,w,h (TIR px)")
+    g.add_argument("--homography", help="the rig's RGB -> TIR homography (one line of 9 numbers, from calibrate)")
+    g.add_argument("--name", help="results name (default: the RGB file's stem)")
+    g.add_argument("--truncate", action="store_true", help="track the common length when the frame counts differ")
+    g.add_argument("--video", action="store_true", help="also write <name>.mp4, RGB and TIR side by side")
+
+
+def video_input(args):
+    """The sequence ``--rgb/--tir`` describe, with every option checked first (nothing is written on bad input)."""
+    from .calibrate import read_homography_file
+    from .data.videos import video_sequence
+
+    if not (args.rgb and args.tir):
+        raise PMATrackError("give --dataset DIR, or --rgb and --tir (videos or folders of frames)")
+    if args.init is None:
+        raise PMATrackError("--rgb/--tir need --init x,y,w,h (the target in the first RGB frame)")
+    if (args.init_tir is None) == (args.homography is None):
+        raise PMATrackError("give exactly one of --init-tir x,y,w,h and --homography FILE")
+    if args.prealign == "oracle":
+        raise PMATrackError("--prealign oracle needs the generated data's homography.txt; use --dataset")
+    H0 = read_homography_file(args.homography) if args.homography else None
+    return video_sequence(args.rgb, args.tir, args.init, init_tir=args.init_tir, calibration=H0, name=args.name,
+                          truncate=args.truncate)
+
+
+def annotate(rgb: np.ndarray, tir: np.ndarray, box, H: np.ndarray, label: str = "") -> np.ndarray:
+    """One side-by-side frame: RGB with ``box``; TIR (scaled to the RGB height) with the box's corners and the RGB
+    frame's grid mapped through ``H`` (RGB px -> TIR px). (H, W_rgb + W_tir', 3) uint8."""
+    left = rgb.copy()
+    h, w = left.shape[:2]
+    if np.all(np.isfinite(box)):
+        x, y, bw, bh = (int(round(v)) for v in box)
+        cv2.rectangle(left, (x, y), (x + bw, y + bh), (255, 60, 60), 2)
+    s = h / tir.shape[0]
+    right = cv2.resize(tir, (max(1, int(round(tir.shape[1] * s))), h), interpolation=cv2.INTER_LINEAR)
+    S = np.diag([s, s, 1.0]) @ H                                     # RGB px -> displayed TIR px
+    for k in range(GRID + 1):
+        u = np.linspace(0, 1, 32)
+        for line in (np.stack([np.full_like(u, k * w / GRID), u * h], 1), np.stack([u * w, np.full_like(u, k * h / GRID)], 1)):
+            pts = apply_homography(S, line)
+            if np.all(np.isfinite(pts)):
+                cv2.polylines(right, [np.round(pts).astype(np.int32)], False, (80, 220, 80), 1, cv2.LINE_AA)
+    if np.all(np.isfinite(box)):
+        corners = apply_homography(S, box_corners(np.asarray(box, dtype=np.float64)[None])[0])
+        if np.all(np.isfinite(corners)):
+            cv2.polylines(right, [np.round(corners).astype(np.int32)], True, (255, 60, 60), 2, cv2.LINE_AA)
+    out = np.concatenate([left, right], axis=1)
+    if label:
+        cv2.putText(out, label, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def write_annotated_video(seq, boxes: np.ndarray, Hs: list, path: str | Path, progress: bool = True) -> Path:
+    """``<name>.mp4`` of a tracked sequence: frame t with ``boxes[t]`` and the running homography ``Hs[t]``
+    (frame 0: the homography the tracker started from)."""
+    from tqdm.auto import tqdm
+
+    from .data.videos import frame_rate, write_video
+
+    def frames():
+        for t in tqdm(range(len(seq)), desc="video", disable=not progress, unit="frame"):
+            yield annotate(seq.rgb(t), seq.tir(t), boxes[t], Hs[t], f"{seq.name} {t + 1}/{len(seq)}")
+
+    return write_video(frames(), path, fps=frame_rate(seq.rgb_files))
