@@ -34,11 +34,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .cli import _output_file
+from .cli import _output_file, box_arg
 from .data.dataset import read_rows
 from .data.videos import first_frame
 from .errors import PMATrackError
-from .geometry import apply_homography, box_corners, fit_box_homography, invert, normalize_h, warp_image
+from .geometry import (apply_homography, box_corners, fit_box_homography, homography_problem, invert, normalize_h,
+                       warp_image)
 from .utils import atomic_path, write_text_atomic
 
 DEGENERATE_TOL = 1e-8    # relative size of the DLT system's 8th singular value below which H is not determined
@@ -94,16 +95,14 @@ def dlt_determined(pairs: np.ndarray) -> bool:
 
 def check_homography(H: np.ndarray, where: str) -> np.ndarray:
     """``H`` as a (3, 3) float array scaled to H[2, 2] = 1 (when H[2, 2] != 0), or an error naming ``where``:
-    non-finite, all zero, or singular (|det| ~ 0 relative to its scale: it would fold the image onto a line)."""
+    non-finite, all zero, or singular (``geometry.homography_problem``: it would fold the image onto a line)."""
     H = np.asarray(H, dtype=np.float64).reshape(3, 3)
-    if not np.all(np.isfinite(H)):
-        raise PMATrackError(f"{where}: the homography has NaN or infinite entries")
     if not np.any(H):
         raise PMATrackError(f"{where}: the homography is all zero")
+    problem = homography_problem(H, max_condition=1 / SINGULAR_TOL)
+    if problem:
+        raise PMATrackError(f"{where}: the homography cannot be used: {problem}")
     s = np.linalg.svd(H, compute_uv=False)
-    if s[2] <= SINGULAR_TOL * s[0]:
-        raise PMATrackError(f"{where}: the homography is singular (det {np.linalg.det(H):.3g}, singular values "
-                            f"{', '.join(f'{v:.3g}' for v in s)}): it is not invertible")
     return normalize_h(H) if abs(H[2, 2]) > SINGULAR_TOL * s[0] else H
 
 
@@ -195,19 +194,6 @@ def overlay_png(rgb: np.ndarray, tir: np.ndarray, H: np.ndarray, pairs: np.ndarr
     return buf.getvalue()
 
 
-def _box(text: str) -> np.ndarray:
-    """An argparse type: ``x,y,w,h`` (commas or spaces) -> (4,) with w, h > 0."""
-    try:
-        b = np.array([float(v) for v in text.replace(",", " ").split()], dtype=np.float64)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}") from None
-    if b.size != 4 or not np.all(np.isfinite(b)):
-        raise argparse.ArgumentTypeError(f"expected 4 finite numbers x,y,w,h, got {text!r}")
-    if b[2] <= 0 or b[3] <= 0:
-        raise argparse.ArgumentTypeError(f"box {text!r} has zero size (w and h must be > 0)")
-    return b
-
-
 def _px(text: str) -> float:
     try:
         v = float(text)
@@ -224,7 +210,7 @@ def add_cli(sub) -> None:
     c.add_argument("--tir", required=True, help="TIR video, folder of frames or image (its first frame is used)")
     src = c.add_mutually_exclusive_group(required=True)
     src.add_argument("--points", help="point pairs, one a line: x_rgb y_rgb x_tir y_tir (spaces or commas), >= 4")
-    src.add_argument("--boxes", nargs=2, type=_box, metavar=("RGB_BOX", "TIR_BOX"),
+    src.add_argument("--boxes", nargs=2, type=box_arg, metavar=("RGB_BOX", "TIR_BOX"),
                      help="one target's box in each frame, x,y,w,h: per-axis scale and shift only (quote a box "
                           "that starts with a minus sign with a leading space: ' -5,3,10,10')")
     c.add_argument("--out", required=True, help="homography file: one line of 9 numbers, row-major")

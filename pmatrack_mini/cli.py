@@ -19,6 +19,7 @@ before any output is written where that can be checked first. Any other exceptio
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def _output_file(path: str | None) -> None:
 def _output_folder(path: str) -> None:
     if Path(path).exists() and not Path(path).is_dir():
         raise PMATrackError(f"{path}: exists and is not a folder")
+
+
+def box_arg(text: str) -> tuple:
+    """An argparse ``type`` for a box ``x,y,w,h`` (commas or spaces): 4 finite numbers with w, h > 0."""
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected 4 finite numbers x,y,w,h, got {text!r}")
+    if values[2] <= 0 or values[3] <= 0:
+        raise argparse.ArgumentTypeError(f"box {text!r} has zero size (w and h must be > 0)")
+    return tuple(values)
 
 
 def _size(text: str) -> tuple:

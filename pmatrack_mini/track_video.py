@@ -12,27 +12,16 @@ running homography and the RGB frame's grid drawn through it, so a drifting alig
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .cli import box_arg
 from .errors import PMATrackError
 from .geometry import apply_homography, box_corners
 
 GRID = 8                                      # grid lines per side of the RGB frame drawn on the TIR frame
-
-
-def box_arg(text: str) -> tuple:
-    """An argparse ``type`` for ``x,y,w,h`` (commas or spaces) with w, h > 0."""
-    try:
-        values = [float(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}") from None
-    if len(values) != 4 or not np.all(np.isfinite(values)) or values[2] <= 0 or values[3] <= 0:
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h (4 finite numbers, w and h > 0), got {text!r}")
-    return tuple(values)
 
 
 def add_video_arguments(t) -> None:

@@ -104,7 +104,7 @@ def test_file_round_trip(tmp_path):
     ("1 0 0 0 1 0 0 0 x\n", "non-numeric"),
     ("1 0 0 0 1 0 0 0 nan\n", "NaN or infinite"),
     ("0 0 0 0 0 0 0 0 0\n", "all zero"),
-    ("\n1 2 3 2 4 6 0 0 1\n", ":2: the homography is singular"),
+    ("\n1 2 3 2 4 6 0 0 1\n", ":2: the homography cannot be used: it is singular"),
     ("1 0 0 0 1 0 0 0 1\n1 0 0 0 1 0 0 0 1\n", "2 homography lines"),
 ])
 def test_bad_homography_file(tmp_path, text, message):

@@ -85,7 +85,7 @@ def test_frame_counts_must_agree_unless_truncated(stage2_checkpoint, videos, sho
 @pytest.mark.parametrize("case, message", [
     ("no init", "need --init"),
     ("both", "exactly one of --init-tir"),
-    ("zero box", "w and h > 0"),
+    ("zero box", "w and h must be > 0"),
     ("singular", "singular"),
     ("nan homography", "NaN"),
     ("missing video", "not found"),
