@@ -202,13 +202,12 @@ class Workspace:
         write_json_atomic(record, dict(setting=setting, levels=out))
         return out
 
-    def curves(self, row: Row, level: str) -> dict:
-        """Precision / normalised precision / success curves of a tracked row at one level, from its boxes."""
+    def report(self, row: Row, level: str) -> dict:
+        """``evaluate``'s report of a tracked row at one level (curves, per-sequence scores), from its kept boxes."""
         from .evaluate import read_results
 
         seqs = self.data("test", level)
-        report = evaluate_predictions(seqs, read_results(self.root / "results" / self.row_key(row) / level, seqs))
-        return report["curves"]
+        return evaluate_predictions(seqs, read_results(self.root / "results" / self.row_key(row) / level, seqs))
 
     def cost(self) -> dict:
         """Seconds of compute behind DIR: training from each run's logged samples/s (an interrupted call leaves no

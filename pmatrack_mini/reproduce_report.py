@@ -2,7 +2,8 @@
 
 Each table: PR / NPR / SR per offset level beside the paper's numbers, MACs per frame, expert usage, TOCU's
 acceptance, the modality-failure stress set (``failure_report``), one line per ordering the paper claims
-(``ordering_lines``: reproduced only when strictly rising), the precision / success curves of every row and level
+(``ordering_lines``: reproduced, NOT reproduced or within noise by per-sequence bootstrap intervals,
+``intervals``), the precision / success curves of every row and level
 (recomputed from the tracked boxes kept in DIR), and what the whole DIR cost to compute.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .intervals import gap_share, interval_text, mean_difference, paired_interval, paired_values, verdict
 from .utils import machine_info, read_json, write_json_atomic, write_text_atomic
 
 STRESS = "stress"                        # the modality-failure set, reported on its own
@@ -28,8 +30,6 @@ ORDERINGS = (
     ("progressive", ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"],
      "PR", "dynamic"),
 )
-
-
 
 
 def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
@@ -64,15 +64,30 @@ def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
                 failed_modality={s.name: read_json(s.path / "meta.json").get("failed_modality") for s in seqs})
 
 
-def ordering_lines(table: str, results: dict) -> list[str]:
+def ordering_lines(table: str, results: dict, per_seq: dict | None = None) -> list[str]:
+    """One line per ordering the paper claims for ``table``. With ``per_seq`` ({label: {level: {sequence: scores}}})
+    each step of the ordering carries the per-sequence bootstrap 95 % interval of its difference (``intervals``):
+    reproduced when every step's interval lies above 0, NOT reproduced when one lies at or below 0, else within
+    noise. Without it, a strict rise of the point estimates decides (a tie is no gain)."""
     lines = []
     for tab, labels, metric, level in ORDERINGS:
         if tab != table or level not in next(iter(results.values())):
             continue
         vals = [results[lab][level][metric] for lab in labels]
-        ok = all(a < b for a, b in zip(vals, vals[1:]))            # strictly rising: a tie is no gain
-        lines.append(f"- {' < '.join(labels)} in {metric} at offset {level}: {'reproduced' if ok else 'NOT reproduced'}"
-                     f" ({' / '.join(f'{100 * v:.1f}' for v in vals)})")
+        if per_seq is None:
+            ok = all(a < b for a, b in zip(vals, vals[1:]))
+            word, steps = ("reproduced" if ok else "NOT reproduced"), ""
+        else:
+            series = paired_values(per_seq, labels, level, metric)
+            cis = [paired_interval(mean_difference, a, b) for a, b in zip(series, series[1:])]
+            words = [verdict(*ci) for ci in cis]
+            word = ("NOT reproduced" if "NOT reproduced" in words else
+                    "within noise" if "within noise" in words else "reproduced")
+            n = len(series[0])
+            steps = (f"; steps, 95 % interval over {n} sequences: " if n > 1 else "; steps (one sequence: no "
+                     "interval): ") + ", ".join(interval_text(*ci) for ci in cis)
+        lines.append(f"- {' < '.join(labels)} in {metric} at offset {level}: {word}"
+                     f" ({' / '.join(f'{100 * v:.1f}' for v in vals)}{steps})")
     return lines
 
 
@@ -80,34 +95,51 @@ FULL, SOFT, ORACLE = "Full (hard routing + TOCU)", "+TRE +FME +DPE (soft, no TOC
 BASELINES = ("Baseline", "Baseline + static pre-alignment")
 
 
-def goal_lines(results: dict) -> list[str]:
-    """The goals set for the full model, each met or NOT met with its numbers (levels missing from a run are
+def goal_lines(results: dict, per_seq: dict | None = None) -> list[str]:
+    """The goals set for the full model, each met, NOT met (or, with ``per_seq``, within noise: the per-sequence
+    bootstrap 95 % interval straddles the goal's threshold) with its numbers (levels missing from a run are
     skipped): on dynamic, at least half of the better baseline's gap to the oracle closed in PR, NPR and SR; on
     small and none, no more than 1 PR point below the better baseline; MACs per frame at most 0.85 x the
     all-experts row's at no lower PR; the cheapest expert on most aligned frames, heavier ones more often on the
-    dynamic set."""
+    dynamic set (frame shares: no interval)."""
     lines, full = [], results[FULL]
-    verdict = lambda ok: "met" if ok else "NOT met"
+    words = ("met", "NOT met", "within noise")
     better = lambda lvl: max(BASELINES, key=lambda b: results[b][lvl]["PR"])
+
+    def judged(labels, level, metric, statistic, threshold, scale=100.0, signed=True):
+        """(verdict, text) of ``statistic`` over the rows' per-sequence values, or of the table values alone."""
+        if per_seq is None:
+            est = statistic(*[[results[lab][level][metric]] for lab in labels])
+            return verdict(est, float("nan"), float("nan"), threshold, words), interval_text(
+                est, float("nan"), float("nan"), scale, signed)
+        ci = paired_interval(statistic, *paired_values(per_seq, labels, level, metric))
+        return verdict(*ci, threshold, words), interval_text(*ci, scale, signed)
+
+    def combined(parts):
+        ws = [w for w, _ in parts]
+        return "NOT met" if "NOT met" in ws else "within noise" if "within noise" in ws else "met"
+
     if "dynamic" in full:
-        base = results[better("dynamic")]["dynamic"]
-        oracle, f = results[ORACLE]["dynamic"], full["dynamic"]
-        shares = {m: (f[m] - base[m]) / (oracle[m] - base[m]) if oracle[m] > base[m] else float("nan")
-                  for m in ("PR", "NPR", "SR")}
+        labels = [FULL, better("dynamic"), ORACLE]
+        parts = {m: judged(labels, "dynamic", m, gap_share, 0.5 - 1e-12, scale=1.0, signed=False)
+                 for m in ("PR", "NPR", "SR")}
         lines.append(f"- dynamic: closes >= 1/2 of the gap from the better baseline ({better('dynamic')}) to the oracle "
-                     f"in PR, NPR and SR: {verdict(all(v >= 0.5 for v in shares.values()))} ("
-                     + ", ".join(f"{m} {v:.2f}" for m, v in shares.items()) + ")")
+                     f"in PR, NPR and SR: {combined(parts.values())} ("
+                     + ", ".join(f"{m} {t}" for m, (_, t) in parts.items()) + ")")
     for lvl in ("small", "none"):
         if lvl in full:
             b = results[better(lvl)][lvl]["PR"]
+            word, text = judged([better(lvl), FULL], lvl, "PR", mean_difference, -0.01 - 1e-12)
             lines.append(f"- {lvl}: PR not below the better baseline ({better(lvl)}) by more than 1 point: "
-                         f"{verdict(full[lvl]['PR'] >= b - 0.01)} ({100 * full[lvl]['PR']:.1f} vs {100 * b:.1f})")
+                         f"{word} ({100 * full[lvl]['PR']:.1f} vs {100 * b:.1f}; difference {text})")
     if "dynamic" in full:
         f, s = full["dynamic"], results[SOFT]["dynamic"]
         ratio = f["macs_per_frame"] / s["macs_per_frame"]
+        word, text = judged([SOFT, FULL], "dynamic", "PR", mean_difference, -1e-12)
+        word = "NOT met" if ratio > 0.85 else word
         lines.append(f"- MACs per frame <= 0.85 x the all-experts row's at no lower PR (dynamic): "
-                     f"{verdict(ratio <= 0.85 and f['PR'] >= s['PR'])} (ratio {ratio:.2f}, TOCU's checks included; "
-                     f"PR {100 * f['PR']:.1f} vs {100 * s['PR']:.1f})")
+                     f"{word} (ratio {ratio:.2f}, TOCU's checks included; PR {100 * f['PR']:.1f} vs "
+                     f"{100 * s['PR']:.1f}, difference {text})")
     usage = {lvl: full[lvl]["expert_usage"] for lvl in ("none", "dynamic") if lvl in full and full[lvl]["expert_usage"]}
     if usage:
         cheapest = "tre"
@@ -115,12 +147,12 @@ def goal_lines(results: dict) -> list[str]:
         aligned = share.get("none")
         if aligned is not None:
             lines.append(f"- the cheapest expert (TRE) on most aligned frames (offset none), every stage: "
-                         f"{verdict(all(v > 0.5 for v in aligned.values()))} ("
+                         f"{words[0] if all(v > 0.5 for v in aligned.values()) else words[1]} ("
                          + ", ".join(f"{r} {v:.2f}" for r, v in aligned.items()) + ")")
         if aligned is not None and "dynamic" in share:
             heavier = {r: (1 - share["dynamic"][r], 1 - aligned[r]) for r in aligned}
             lines.append("- heavier experts (FME, DPE) more often on the dynamic set than on aligned frames: "
-                         f"{verdict(all(d > a for d, a in heavier.values()))} ("
+                         f"{words[0] if all(d > a for d, a in heavier.values()) else words[1]} ("
                          + ", ".join(f"{r} {d:.2f} vs {a:.2f}" for r, (d, a) in heavier.items()) + ")")
     return lines
 
@@ -166,15 +198,21 @@ def write_table(ws, table: str, rows: tuple, results: dict, command: str, second
                  + ", ".join(f"{k} {fmt(v)}" for k, v in f["success_at_20px"].items())
                  + ("; TOCU accepted " + ", ".join(f"{k} {fmt(v)}" for k, v in f["tocu_accepted"].items())
                     if row.tocu else ""))
-    L += ["", "Orderings the paper claims:", ""] + ordering_lines(table, results)
+    reports = {row.label: {lvl: ws.report(row, lvl) for lvl in levels + (STRESS,)} for row in rows}
+    per_seq = {label: {lvl: rep["sequences"] for lvl, rep in by_level.items()} for label, by_level in reports.items()}
+    L += ["", "Orderings the paper claims (a step's difference in points with its per-sequence bootstrap 95 % "
+          "interval; within noise: the interval straddles 0):", ""] + ordering_lines(table, results, per_seq)
     if table == "components":
-        L += ["", "This project's goals for the full model:", ""] + goal_lines(results)
+        L += ["", "This project's goals for the full model (per-sequence bootstrap 95 % intervals, given two or more "
+              "sequences):", ""] \
+            + goal_lines(results, per_seq)
     write_text_atomic(ws.root / f"{table}.md", "\n".join(L) + "\n")
-    curves = {row.label: {lvl: ws.curves(row, lvl) for lvl in levels + (STRESS,)} for row in rows}
+    curves = {label: {lvl: rep["curves"] for lvl, rep in by_level.items()} for label, by_level in reports.items()}
     write_json_atomic(ws.root / f"{table}.json", dict(command=command, machine=info, seconds=seconds, cost=cost,
                                                        config=dataclasses.asdict(ws.rc), paper_columns=PAPER_COLUMNS,
                                                        rows={row.label: dict(result=results[row.label],
                                                                              curves=curves[row.label],
+                                                                             per_sequence=per_seq[row.label],
                                                                              network=row.network, prealign=row.prealign,
                                                                              routing=row.routing, tocu=row.tocu,
                                                                              paper=row.paper) for row in rows}))

@@ -1,6 +1,9 @@
 """reproduce --fast: the whole pipeline runs, writes both tables, reuses its cache, refuses another one's."""
 import json
 
+import numpy as np
+import pytest
+
 from pmatrack_mini.cli import main
 from pmatrack_mini.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS, Workspace
 from pmatrack_mini.reproduce_report import ordering_lines
@@ -78,11 +81,49 @@ def test_goal_lines_say_met_or_not_with_the_numbers():
     }
     lines = goal_lines(results)
     assert lines[0].endswith(": met (PR 0.75, NPR 0.50, SR 0.75)")           # half of the NPR gap is enough
-    assert "small: PR not below" in lines[1] and "met (79.5 vs 80.0)" in lines[1] and "NOT" not in lines[1]
+    assert "small: PR not below" in lines[1] and "met (79.5 vs 80.0; difference -0.5)" in lines[1] and "NOT" not in lines[1]
     assert "MACs" in lines[3] and "met (ratio 0.80" in lines[3] and "NOT" not in lines[3]
     assert "NOT" not in lines[4] and "center 0.90, scale 0.60" in lines[4]
     assert "NOT" not in lines[5] and "center 0.50 vs 0.10" in lines[5]
     results["Full (hard routing + TOCU)"]["dynamic"]["NPR"] = 0.3
     results["Full (hard routing + TOCU)"]["small"]["PR"] = 0.78
     lines = goal_lines(results)
-    assert "NOT met (PR 0.75, NPR 0.25, SR 0.75)" in lines[0] and "NOT met (78.0 vs 80.0)" in lines[1]
+    assert "NOT met (PR 0.75, NPR 0.25, SR 0.75)" in lines[0] and "NOT met (78.0 vs 80.0; difference -2.0)" in lines[1]
+
+
+def _per_seq(labels, level, gains, noise, n=12, seed=0):
+    """Per-sequence PR of rows rising by ``gains`` on average, each sequence with its own difficulty and ``noise``."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.3, 0.7, n)
+    out = {}
+    for k, lab in enumerate(labels):
+        vals = base + sum(gains[:k]) + (rng.normal(0, noise, n) if k else 0)
+        out[lab] = {level: {f"s{i}": dict(PR=v, NPR=v, SR=v) for i, v in enumerate(vals)}}
+    return out
+
+
+def test_orderings_carry_intervals_and_say_within_noise():
+    labels = ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"]
+    for gains, noise, word in (([0.05, 0.05, 0.05], 0.005, "reproduced"), ([0.005, 0.005, 0.005], 0.05, "within noise"),
+                               ([0.05, -0.05, 0.05], 0.005, "NOT reproduced")):
+        per_seq = _per_seq(labels, "dynamic", gains, noise)
+        results = {lab: {"dynamic": {"PR": float(np.mean([v["PR"] for v in per_seq[lab]["dynamic"].values()]))}}
+                   for lab in labels}
+        line = ordering_lines("progressive", results, per_seq)[0]
+        assert f"dynamic: {word} (" in line and "95 % interval over 12 sequences" in line, line
+
+
+def test_intervals_match_a_direct_resampling():
+    from pmatrack_mini.intervals import mean_difference, paired_interval, verdict
+
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 1, 30)
+    b = a + 0.1 + rng.normal(0, 0.05, 30)
+    est, lo, hi = paired_interval(mean_difference, a, b, resamples=4000)
+    idx = np.random.default_rng(2).integers(0, 30, (4000, 30))       # the same percentile bootstrap, by hand
+    means = (b - a)[idx].mean(1)
+    assert est == pytest.approx(np.mean(b - a))
+    assert lo == pytest.approx(np.percentile(means, 2.5), abs=0.005) and hi == pytest.approx(np.percentile(means, 97.5), abs=0.005)
+    assert verdict(est, lo, hi) == "reproduced" and verdict(-est, -hi, -lo) == "NOT reproduced"
+    assert verdict(0.01, -0.02, 0.04) == "within noise"
+    assert np.isnan(paired_interval(mean_difference, [0.5], [0.7])[1:]).all()          # one sequence: no interval
