@@ -2,20 +2,24 @@
 
     python benchmarks/reliability.py [--seed 0] [--random 6] [--out results/reliability]
 
-Interfaces: synth, eval, reference, train, train --stage 2, track, and config overrides (``train --set KEY=VALUE``
+Interfaces: synth, eval, reference, train, train --stage 2, track (on a dataset), track --rgb/--tir (your own
+cameras: videos or frame folders), calibrate, profile, reproduce, and config overrides (``train --set KEY=VALUE``
 with a value of the wrong type for every field of every config section, found by walking the dataclasses, so a
 new section is covered without a change here). Every case is a bad input; its outcome is one of
 
 * clear error:   exit status 2, stderr starting with ``error:``, and no file created, changed or removed;
-* unclear error: a non-zero exit status without a traceback, but not in that form (argparse's usage block);
+* unclear error: a non-zero exit status without a traceback, but not in that form (argparse's usage block), or
+  an ``error:`` that does not name what the case says it must (the file and frame or line, or the bad value);
 * traceback:     an exception escaped ``main``;
 * wrong output:  exit status 0 (the bad input was accepted), or files were left behind by the failed command
   (a partial output) other than those the command documents keeping (``track`` keeps the sequences it finished
   before a later one failed, and says so in its error).
 
-Hand-written cases cover each documented rule; ``--random`` seeded cases per interface add garbled values.
-Training and tracking cases use a tiny model (width 64, depth 1) and one-step runs, so the whole battery takes
-about a minute on 2 CPU cores.
+Hand-written cases cover each documented rule; ``--random`` seeded cases per interface add garbled values. A case
+may also say what its error must name (``Case.says``: the file and frame or line, or the bad value). Training and
+tracking cases use a tiny model (width 64, depth 1) and one-step runs; own-camera and calibration cases use the first
+8 frames of a sample sequence as frame folders and lossless videos; so the whole battery takes about a minute on 2
+CPU cores.
 
 Interrupted runs are checked apart (``pmatrack_mini.resume_check``): a tiny stage-1 tracker and a stage-2 network on
 it, stopped and resumed, resumed with other operational settings, killed while writing a checkpoint and resumed;
@@ -43,18 +47,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pmatrack_mini.calibrate import write_homography_file
 from pmatrack_mini.cli import main as cli_main
 from pmatrack_mini.config import Config, get_config, merge, stage2_config
 from pmatrack_mini.data.synth import SynthConfig
 from pmatrack_mini.data.synth_sets import generate_dataset
+from pmatrack_mini.data.videos import write_video
+from pmatrack_mini.geometry import apply_homography, fit_box_homography
 from pmatrack_mini.models import build_model
 from pmatrack_mini.models import save_checkpoint
 from pmatrack_mini.resume_check import interrupted_cases
 from pmatrack_mini.utils import machine_info, write_boxes, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-INTERFACES = ("synth", "eval", "reference", "train", "train --stage 2", "track", "profile", "reproduce",
-              "config overrides")
+INTERFACES = ("synth", "eval", "reference", "train", "train --stage 2", "track", "track --rgb/--tir", "calibrate",
+              "profile", "reproduce", "config overrides")
 OUTCOMES = ("clear error", "unclear error", "traceback", "wrong output")
 # A device this machine does not have: CUDA itself without a GPU, else an index past the last GPU.
 MISSING_DEVICE = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
@@ -69,6 +76,7 @@ class Case:
     argv: list                      # with {placeholders}: {ws} the case's own folder, {shared} the shared inputs
     setup: object = None            # callable(ws: Path, shared: Path) preparing broken inputs in ws
     keeps: tuple = ()               # files (relative to ws) the command documents keeping when it fails
+    says: tuple = ()                # what the error must name (file and frame or line, or the value), if anything
 
 
 # ----------------------------------------------------------------------------- broken inputs
@@ -104,6 +112,7 @@ DATASET_BREAKS = {
     "homography row of 3 values": lambda s: edit_lines(s / "homography.txt", lambda r: r[:4] + ["1,0,0"] + r[5:]),
     "homography too short": lambda s: edit_lines(s / "homography.txt", lambda r: r[:20]),
     "non-numeric homography": lambda s: edit_lines(s / "homography.txt", lambda r: ["x " * 9] + r[1:]),
+    "homography row all zero": lambda s: edit_lines(s / "homography.txt", lambda r: r[:4] + ["0 " * 9] + r[5:]),
     "garbled attributes": lambda s: edit_lines(s / "attributes.txt", lambda r: r[:3] + ["1,2"] + r[4:]),
     "binary list.txt": lambda s: (s.parent / "list.txt").write_bytes(b"\xff\xfe\x00garbage"),
 }
@@ -166,6 +175,247 @@ def prepare_shared(shared: Path) -> None:
                          train=dict(steps=1, batch_size=2))
     save_checkpoint(shared / "wide_run" / "last.pt", build_model(wide), wide, step=0)
     torch.save({"model": {"encoder.weight": torch.zeros(3)}}, shared / "unrelated_weights.pth")
+    prepare_cameras(shared)
+
+
+# ----------------------------------------------------------------------------- own cameras and calibration
+
+CAM_SEQ, CAM_FRAMES = "small_occlusion", 8      # own-camera inputs: the first 8 frames of this sample sequence
+
+
+def _first_row(name: str) -> str:
+    """The first box of a sample GT file, as ``--init`` takes it."""
+    return (ROOT / "data_samples" / CAM_SEQ / name).read_text().splitlines()[0].strip()
+
+
+def prepare_cameras(shared: Path) -> None:
+    """``cam/``: the first frames of a sample sequence as RGB / TIR frame folders and lossless (FFV1) videos, and the
+    calibration file of its first-frame boxes; ``two.txt``: a list of two sequences (``eval``)."""
+    from pmatrack_mini.data.dataset import load_sequence
+
+    seq = load_sequence(shared / "samples" / CAM_SEQ)
+    cam = shared / "cam"
+    for mod, files in (("visible", seq.rgb_files), ("infrared", seq.tir_files)):
+        (cam / mod).mkdir(parents=True)
+        for f in files[:CAM_FRAMES]:
+            shutil.copy(f, cam / mod / f.name)
+    write_video((seq.rgb(t) for t in range(CAM_FRAMES)), cam / "rgb.avi")
+    write_video((seq.tir(t) for t in range(CAM_FRAMES)), cam / "tir.avi")
+    write_homography_file(cam / "H.txt", fit_box_homography(seq.init_box, seq.gt_infrared[0]))
+    write_text_atomic(shared / "two.txt", f"{CAM_SEQ}\nnone_lowlight\n")
+
+
+def corner_rows(boxes) -> str:
+    """x,y,w,h boxes as RGBT234's 8-value corner rows ``x1 y1 x2 y1 x2 y2 x1 y2``."""
+    return "".join(" ".join(f"{v:.2f}" for v in (x, y, x + w, y, x + w, y + h, x, y + h)) + "\n"
+                   for x, y, w, h in np.asarray(boxes, dtype=np.float64))
+
+
+def results_in_corners(name: str):
+    """A setup: perfect results copied to ``ws/res``, sequence ``name``'s file rewritten in corner rows."""
+    def setup(ws, shared):
+        shutil.copytree(shared / "results", ws / "res")
+        boxes = np.loadtxt(ws / "res" / f"{name}.txt", delimiter=",", ndmin=2)
+        (ws / "res" / f"{name}.txt").write_text(corner_rows(boxes))
+    return setup
+
+
+def rgb_box_then_tir_box(ws, shared):
+    """``ws/res``: each row the visible GT box then the infrared GT box (8 values that are not one box's corners)."""
+    shutil.copytree(shared / "results", ws / "res")
+    src = shared / "samples" / CAM_SEQ
+    rows = zip(src.joinpath("visible.txt").read_text().split(), src.joinpath("infrared.txt").read_text().split())
+    (ws / "res" / f"{CAM_SEQ}.txt").write_text("".join(f"{v.replace(',', ' ')} {i.replace(',', ' ')}\n"
+                                                       for v, i in rows))
+
+
+def cut_file(src: str, dst: str, fraction: float):
+    """A setup: the first ``fraction`` of the bytes of ``shared/src`` as ``ws/dst`` (a file cut short)."""
+    def setup(ws, shared):
+        data = (shared / src).read_bytes()
+        (ws / dst).write_bytes(data[: int(len(data) * fraction)])
+    return setup
+
+
+def frame_folder(mod: str, edit):
+    """A setup: ``shared/cam/mod`` copied to ``ws/mod``, then ``edit(sorted list of its frames)``."""
+    def setup(ws, shared):
+        shutil.copytree(shared / "cam" / mod, ws / mod)
+        edit(sorted((ws / mod).iterdir()))
+    return setup
+
+
+def unaligned_missing_annos(ws, shared):
+    """A LasHeR-Unaligned folder (``annos/<seq>.txt``) of two sequences, the second one's annos file missing."""
+    copy_sequences(shared, ws / "data", (CAM_SEQ, "none_lowlight"))
+    (ws / "data" / "annos").mkdir()
+    shutil.copy(ws / "data" / CAM_SEQ / "visible.txt", ws / "data" / "annos" / f"{CAM_SEQ}.txt")
+
+
+def two_trackers(ws, shared):
+    """``ws/res``: every sequence's results twice, as ``A_<seq>.txt`` and ``B_<seq>.txt``."""
+    for f in (shared / "results").iterdir():
+        for prefix in ("A_", "B_"):
+            (ws / "res").mkdir(exist_ok=True)
+            shutil.copy(f, ws / "res" / f"{prefix}{f.name}")
+
+
+def _point_pairs(rgb) -> str:
+    """Point-pair lines ``x_rgb y_rgb x_tir y_tir`` for the RGB points ``rgb`` under a fixed rig homography."""
+    H = np.array([[0.5, 0.004, 3.0], [-0.003, 0.5, -2.0], [1e-5, 0.0, 1.0]])
+    rgb = np.asarray(rgb, dtype=np.float64)
+    return "".join(" ".join(f"{v:.3f}" for v in row) + "\n"
+                   for row in np.concatenate([rgb, apply_homography(H, rgb)], axis=1))
+
+
+GOOD_RGB_POINTS = [[20, 30], [290, 25], [300, 230], [30, 220], [160, 120], [100, 180]]
+
+
+def _without(argv: list, *flags) -> list:
+    """``argv`` without the ``--flag value`` pairs of ``flags``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in flags:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def _cam() -> tuple[list, list, list]:
+    """Valid arguments but for the case's change: ``track`` on the two videos from the first-frame boxes, the same
+    from a calibration file ``ws/H.txt``, and ``calibrate`` on the first frames with a points file ``ws/p.txt``."""
+    cam = ["track", "--checkpoint", "{shared}/tiny.pt", "--rgb", "{shared}/cam/rgb.avi", "--tir",
+           "{shared}/cam/tir.avi", "--init", _first_row("init.txt"), "--init-tir", _first_row("infrared.txt"),
+           "--out", "{ws}/res", "--quiet"]
+    calib = _without(cam, "--init-tir") + ["--homography", "{ws}/H.txt"]
+    cal = ["calibrate", "--rgb", "{shared}/cam/visible/v000000.jpg", "--tir", "{shared}/cam/infrared/i000000.jpg",
+           "--points", "{ws}/p.txt", "--out", "{ws}/cal/H.txt"]
+    return cam, calib, cal
+
+
+def camera_cases() -> list[Case]:
+    """Own cameras (``track --rgb/--tir`` on videos or frame folders), ``calibrate``, the result formats and folder
+    layouts ``eval`` reads, and a dataset homography that cannot be used."""
+    C = Case
+    cam, calib, cal = _cam()
+    folders = _with(cam, rgb="{shared}/cam/visible", tir="{shared}/cam/infrared")
+    track = ["track", "--checkpoint", "{shared}/tiny.pt", "--dataset", "{ws}/data", "--list", "{ws}/data/list.txt",
+             "--out", "{ws}/res", "--quiet"]
+    ev = ["eval", "--dataset", "{shared}/samples", "--results", "{ws}/res", "--list", "{shared}/one.txt"]
+    boxes = _without(cal, "--points") + ["--boxes"]
+    points = lambda text: write_file("p.txt", text.encode())                                    # noqa: E731
+    line = np.linspace(10, 250, 6)
+    good = _point_pairs(GOOD_RGB_POINTS).splitlines(keepends=True)
+    H_bad = {"singular": ("1 2 3 2 4 6 0 0 1\n", "H.txt:1"), "NaN": ("1 0 0 0 1 nan 0 0 1\n", "H.txt:1"),
+             "all zero": ("0 0 0 0 0 0 0 0 0\n", "H.txt:1"),
+             "of two lines": ("1 0 0 0 1 0 0 0 1\n1 0 0 0 1 0 0 0 1\n", "H.txt: 2 homography lines"),
+             "of 8 values": ("1 0 0 0 1 0 0 0\n", "H.txt:1"), "empty": ("", "H.txt")}
+    T, K, E = "track --rgb/--tir", "calibrate", "eval"
+    with_points = lambda setup: lambda ws, shared: (points("".join(good))(ws, shared), setup(ws, shared))  # noqa: E731
+    cases = [
+        # track on videos and frame folders
+        C(T, "RGB video cut at 5/8 of its bytes (a later frame unreadable)", _with(cam, rgb="{ws}/cut.avi"),
+          cut_file("cam/rgb.avi", "cut.avi", 5 / 8), says=("cut.avi: frame",)),
+        C(T, "TIR video cut at half its bytes, with --video", _with(cam, tir="{ws}/cut.avi") + ["--video"],
+          cut_file("cam/tir.avi", "cut.avi", 1 / 2), says=("cut.avi: frame",)),
+        C(T, "RGB video cut inside its header", _with(cam, rgb="{ws}/cut.avi"),
+          cut_file("cam/rgb.avi", "cut.avi", 0.01), says=("cut.avi",)),
+        C(T, "RGB video missing", _with(cam, rgb="{ws}/nope.avi"), says=("nope.avi",)),
+        C(T, "TIR folder missing", _with(cam, tir="{ws}/nope"), says=("nope",)),
+        C(T, "RGB is a text file", _with(cam, rgb="{shared}/afile"), says=("afile",)),
+        C(T, "RGB is a text file named .avi", _with(cam, rgb="{ws}/fake.avi"), write_file("fake.avi", b"not a video\n"),
+          says=("fake.avi",)),
+        C(T, "TIR is an empty folder", _with(cam, tir="{ws}/empty"), lambda ws, shared: (ws / "empty").mkdir(),
+          says=("empty",)),
+        C(T, f"frame counts differ ({CAM_FRAMES} and 40) without --truncate",
+          _with(cam, tir="{shared}/samples/" + CAM_SEQ + "/infrared"), says=(f"has {CAM_FRAMES} frames", "has 40")),
+        C(T, "RGB folder with an unreadable frame in the middle", _with(folders, rgb="{ws}/visible"),
+          frame_folder("visible", lambda fs: fs[4].write_bytes(b"no")), says=("v000004.jpg",)),
+        C(T, "TIR folder with an empty frame file in the middle", _with(folders, tir="{ws}/infrared"),
+          frame_folder("infrared", lambda fs: fs[3].write_bytes(b"")), says=("i000003.jpg",)),
+        C(T, "TIR folder one frame short (a frame missing in the middle)", _with(folders, tir="{ws}/infrared"),
+          frame_folder("infrared", lambda fs: fs[3].unlink()),
+          says=(f"has {CAM_FRAMES} frames", f"has {CAM_FRAMES - 1}")),
+        C(T, "--init of zero size", _with(cam, init="178,51,0,25"), says=("178,51,0,25",)),
+        C(T, "--init-tir of zero size", _with(cam, init_tir="91,24,18,0"), says=("91,24,18,0",)),
+        C(T, "--init with 3 values", _with(cam, init="178,51,35"), says=("178,51,35",)),
+        C(T, "--init NaN", _with(cam, init="nan,51,35,25"), says=("nan,51,35,25",)),
+        C(T, "no --init", _without(cam, "--init"), says=("--init",)),
+        C(T, "both --init-tir and --homography", _with(cam, homography="{shared}/cam/H.txt"),
+          says=("--init-tir", "--homography")),
+        C(T, "neither --init-tir nor --homography", _without(cam, "--init-tir"), says=("--init-tir", "--homography")),
+        *[C(T, f"calibration file {what}", calib, write_file("H.txt", text.encode()), says=(said,))
+          for what, (text, said) in H_bad.items()],
+        C(T, "calibration file missing", calib, says=("H.txt",)),
+        C(T, "--prealign oracle with videos", _with(cam, prealign="oracle"), says=("oracle",)),
+        C(T, "--dataset together with --rgb/--tir", _with(cam, dataset="{shared}/samples"), says=("--dataset",)),
+        C(T, "--rgb without --tir", _without(cam, "--tir"), says=("--tir",)),
+        C(T, "--out is a file", _with(cam, out="{shared}/afile"), says=("afile",)),
+        # track on a dataset
+        C("track", "--prealign oracle, homography.txt with an all-zero row", _with(track, prealign="oracle"),
+          broken_dataset(DATASET_BREAKS["homography row all zero"]), says=("homography.txt", "frame 5")),
+        C("track", "--video with --dataset", _with(track, dataset="{shared}/samples", list="{shared}/one.txt") +
+          ["--video"], says=("--video",)),
+        # calibrate
+        C(K, "3 point pairs", cal, points("".join(good[:3])), says=("p.txt: 3 point pair",)),
+        C(K, "a non-numeric line", cal, points("".join(good[:2] + ["nine 10 11 12\n"] + good[3:])), says=("p.txt:3",)),
+        C(K, "NaN in a pair", cal, points("".join(good[:4] + ["1 2 3 nan\n"] + good[5:])), says=("p.txt:5",)),
+        C(K, "a line of 5 values", cal, points("".join(good + ["1 2 3 4 5\n"])), says=("p.txt:7",)),
+        C(K, "collinear points", cal, points(_point_pairs(np.stack([line, line * 0.5 + 10], axis=1))),
+          says=("do not fix a homography",)),
+        # RGB points exactly on a line but one, TIR points to 3 decimals (as a points file holds them): no homography
+        # is fixed by them (the DLT's 8th singular value is lifted only by the rounding)
+        C(K, "all but one point on a line", cal,
+          points(_point_pairs([[i * 10.0, i * 5.0 + 3] for i in range(1, 12)] + [[50, 200]])),
+          says=("do not fix a homography",)),
+        C(K, "3 of 4 points on a line", cal, points(_point_pairs([[0, 0], [100, 50], [200, 100], [50, 200]])),
+          says=("do not fix a homography",)),
+        C(K, "a pair repeating an RGB point", cal, points("".join(good + [good[1]])), says=("p.txt:7", "line 2")),
+        C(K, "empty points file", cal, points(""), says=("p.txt",)),
+        C(K, "points file missing", _with(cal, points="{ws}/nope.txt"), says=("nope.txt",)),
+        C(K, "points file is a folder", _with(cal, points="{shared}/cam"), says=("cam",)),
+        C(K, "--boxes of zero size", boxes + ["10,10,0,20", "5,5,8,8"], says=("10,10,0,20",)),
+        C(K, "--boxes with 3 values", boxes + ["10,10,20,20", "5,5,8"], says=("5,5,8",)),
+        C(K, "--boxes with --ransac", boxes + ["10,10,20,20", "5,5,8,8", "--ransac", "3"], says=("--ransac",)),
+        C(K, "--points and --boxes together", cal + ["--boxes", "10,10,20,20", "5,5,8,8"], points("".join(good)),
+          says=("--boxes",)),
+        C(K, "--ransac 0", cal + ["--ransac", "0"], points("".join(good)), says=("--ransac",)),
+        C(K, "unreadable RGB frame", _with(cal, rgb="{ws}/broken.png"),
+          with_points(write_file("broken.png", b"not an image")), says=("broken.png",)),
+        C(K, "TIR frame missing", _with(cal, tir="{ws}/none.png"), points("".join(good)), says=("none.png",)),
+        C(K, "RGB video cut inside its header", _with(cal, rgb="{ws}/cut.avi"),
+          with_points(cut_file("cam/rgb.avi", "cut.avi", 0.01)), says=("cut.avi",)),
+        C(K, "TIR folder with an unreadable first frame", _with(cal, tir="{ws}/infrared"),
+          with_points(frame_folder("infrared", lambda fs: fs[0].write_bytes(b"no"))), says=("i000000.jpg",)),
+        C(K, "--out is a folder", _with(cal, out="{shared}/cam"), points("".join(good)), says=("cam",)),
+        C(K, "--figure is --out", _with(cal, figure="{ws}/cal/H.txt"), points("".join(good)), says=("--figure",)),
+        # eval: result formats and dataset layouts
+        C(E, "result rows: 4-value rows, then an 8-value row", ev,
+          results_setup(lambda r: r[:3] + ["1 2 5 2 5 9 1 9"] + r[4:]), says=("small_occlusion.txt:4",)),
+        C(E, "result files: one of 4-value rows, the next of 8-value rows", _with(ev, list="{shared}/two.txt"),
+          results_in_corners("none_lowlight"), says=("none_lowlight.txt:1", "small_occlusion.txt")),
+        C(E, "result rows of 8 values: an RGB box then a TIR box", ev, rgb_box_then_tir_box,
+          says=("small_occlusion.txt:1",)),
+        C(E, "result files of two trackers (A_, B_)", ev, two_trackers, says=("A_, B_",)),
+        C(E, "dataset folder matching no layout (empty)", _with(_without(ev, "--list"), dataset="{ws}/empty"),
+          lambda ws, shared: (ws / "empty").mkdir(), says=("empty", "no sequences in any known dataset layout")),
+        C(E, "dataset folder matching no layout (loose files)",
+          _with(_without(ev, "--list"), dataset="{shared}/results", results="{shared}/results"),
+          says=("results", "no sequences in any known dataset layout")),
+        C(E, "LasHeR-Unaligned folder without an annos file",
+          ["eval", "--dataset", "{ws}/data", "--results", "{shared}/results"], unaligned_missing_annos,
+          says=("annos/none_lowlight.txt",)),
+        C(E, "--layout lasher-unaligned on a LasHeR folder (no annos/)",
+          ["eval", "--dataset", "{shared}/samples", "--results", "{shared}/results", "--layout", "lasher-unaligned"],
+          says=("annos",)),
+        C(E, "--layout muart244 on a LasHeR folder (no annos/visible/)",
+          ["eval", "--dataset", "{shared}/samples", "--results", "{shared}/results", "--layout", "muart244"],
+          says=("annos/visible",)),
+    ]
+    return cases
 
 
 # ----------------------------------------------------------------------------- the battery
@@ -385,7 +635,7 @@ def hand_cases() -> list[Case]:
                                                          gt="infrared"), broken_dataset(edit)))
         cases.append(C("reference", f"dataset: {what}", _with(ref, dataset="{ws}/data", list="{ws}/data/list.txt",
                                                                kind="tir-naive"), broken_dataset(edit)))
-    return cases
+    return cases + camera_cases()
 
 
 # Values of the wrong type for each annotation (JSON as --set reads it); never a range, so that a field
@@ -439,6 +689,17 @@ def random_cases(rng: np.random.Generator, n: int) -> list[Case]:
             value = str(rng.choice(bad))
             cases.append(Case("config overrides", f"--set {key}={value}", _train({key: value})))
         cases.append(Case("config overrides", f"--set {key}.nope=1 (sub-key of a value)", _train({f"{key}.nope": "1"})))
+    # own cameras and calibration (drawn last, so that the cases above keep their values)
+    cam, calib, cal = _cam()
+    for i in range(n):
+        g = garbled()
+        cases += [
+            Case("track --rgb/--tir", f"random --init {g!r}", _with(cam, init=g), says=("--init",)),
+            Case("track --rgb/--tir", f"random calibration file bytes #{i}", calib,
+                 write_file("H.txt", rng.bytes(int(rng.integers(0, 300)))), says=("H.txt",)),
+            Case("calibrate", f"random points file bytes #{i}", cal,
+                 write_file("p.txt", rng.bytes(int(rng.integers(0, 400)))), says=("p.txt",)),
+        ]
     return cases
 
 
@@ -482,6 +743,9 @@ def run_case(case: Case, root: Path, k: int) -> dict:
         outcome, detail = "wrong output", f"exit {code}; left behind: {changed[:4]}"
     elif code == 2 and stderr.startswith("error:"):
         outcome, detail = "clear error", stderr.splitlines()[0]
+        unsaid = [s for s in case.says if s not in stderr]
+        if unsaid:
+            outcome, detail = "unclear error", f"the error does not name {unsaid[0]!r}: {detail}"
         if changed:
             detail += f" [kept, as documented: {', '.join(case.keeps)}]"
     else:
@@ -514,7 +778,8 @@ def write_report(rows: list, interrupted: list, out: Path, header: dict) -> None
              f"Battery: hand-written cases + {header['random']} seeded random cases per interface (seed "
              f"{header['seed']}) + one wrong-type value per config field. Every case is a bad input.", "",
              "Outcomes: **clear error** = exit 2, stderr starting with `error:`, no file created, changed or removed; "
-             "**unclear error** = another non-zero exit without a traceback; **traceback** = an exception escaped "
+             "**unclear error** = another non-zero exit without a traceback, or an error that does not name the "
+             "file and frame / line or the value a case requires; **traceback** = an exception escaped "
              "`main`; **wrong output** = exit 0 on bad input, or files left behind after the error.", "",
              "| interface | cases | " + " | ".join(OUTCOMES) + " |", "|---" * (len(OUTCOMES) + 2) + "|"]
     for name, c in list(counts.items()) + [("**all**", total)]:

@@ -131,6 +131,12 @@ def fit_homography(pairs: np.ndarray, ransac_px: float | None = None):
     if H is None:
         raise PMATrackError(f"OpenCV found no homography for the {len(pairs)} point pairs (degenerate points)")
     H = check_homography(H, "the fitted homography (degenerate points?)")
+    # Noise (or rounding) in the TIR points lifts the DLT's 8th singular value even when the RGB points are
+    # degenerate; on the pairs the fit itself predicts (exact, consistent data) the configuration alone decides.
+    used = src[inliers]
+    if not dlt_determined(np.hstack([used, apply_homography(H, used)])):
+        raise PMATrackError(f"the {len(used)} point pairs do not fix a homography: fewer than 4 of the RGB points "
+                            "are in general position (all on a line, or all but one on a line); the fit is arbitrary")
     errors = np.linalg.norm(apply_homography(H, src) - dst, axis=1)                      # (N,)
     return H, errors, inliers
 

@@ -83,11 +83,14 @@ def test_ransac_rejects_a_gross_outlier():
     [[0, 0], [100, 50], [200, 100], [50, 200]],                              # three of four on a line
     [[i * 10.0, i * 5.0] for i in range(19)] + [[50, 200]],                  # all but one on a line
 ])
-def test_degenerate_points_are_refused(rgb):
-    """OpenCV returns a finite, invertible and wrong H for these; the DLT rank check refuses them."""
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_degenerate_points_are_refused(rgb, noise):
+    """OpenCV returns a finite, invertible and wrong H for these; the DLT rank check refuses them, also when noise
+    (or rounding) in the TIR points hides the degeneracy from a check on the pairs as given."""
     rgb = np.asarray(rgb, dtype=np.float64)
-    with pytest.raises(PMATrackError, match="do not fix a homography"):
-        fit_homography(np.concatenate([rgb, apply_homography(H_TRUE, rgb)], axis=1))
+    tir = apply_homography(H_TRUE, rgb) + np.random.default_rng(0).normal(0, noise, (len(rgb), 2))
+    with pytest.raises(PMATrackError, match="do not fix a homography|degenerate points"):
+        fit_homography(np.concatenate([rgb, np.round(tir, 3)], axis=1))
 
 
 def test_file_round_trip(tmp_path):

@@ -530,3 +530,59 @@ def test_checkpoint_with_a_bad_stored_config(tmp_path, real_checkpoint, capsys, 
         assert_clear_error(["track", "--checkpoint", tmp_path / "c.pt", "--dataset", samples_dir, "--out",
                             tmp_path / "res"], capsys, match)
     assert not (tmp_path / "res").exists()
+
+
+# ----------------------------------------------------------------------------- the battery (benchmarks/reliability.py)
+
+
+def _battery():
+    """``benchmarks/reliability.py`` as a module."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "reliability_battery"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" /
+                                                      "reliability.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module                    # dataclasses looks the module up while it is executed
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_battery_counts_every_case():
+    """Every case belongs to an interface the report counts (else it would drop out of the totals), named once."""
+    import numpy as np
+
+    R = _battery()
+    cases = R.hand_cases() + R.random_cases(np.random.default_rng(0), 2)
+    assert {c.interface for c in cases} <= set(R.INTERFACES)
+    names = [(c.interface, c.name) for c in cases]
+    assert len(names) == len(set(names))
+
+
+def test_own_camera_cases_fail_for_their_own_reason(tmp_path, samples_dir, stage1_checkpoint):
+    """The battery's ``track --rgb/--tir`` and ``calibrate`` cases: their arguments without the case's change succeed,
+    and each case ends in a clear error that names what it says it must, leaving nothing behind."""
+    import shutil
+
+    from pmatrack_mini.calibrate import fit_homography, read_homography_file, read_point_pairs
+    from pmatrack_mini.cli import main
+
+    R = _battery()
+    shared = tmp_path / "shared"
+    shutil.copytree(samples_dir / R.CAM_SEQ, shared / "samples" / R.CAM_SEQ)
+    shutil.copy(stage1_checkpoint, shared / "tiny.pt")
+    (shared / "afile").write_text("a file, not a folder\n")
+    R.prepare_cameras(shared)
+    cam, _, _ = R._cam()
+    assert main([a.format(ws=tmp_path / "control", shared=shared) for a in cam]) == 0
+    read_homography_file(shared / "cam" / "H.txt")                    # what the calibration-file cases start from
+    (tmp_path / "p.txt").write_text(R._point_pairs(R.GOOD_RGB_POINTS))  # what the points-file cases start from
+    fit_homography(read_point_pairs(tmp_path / "p.txt"))
+    cases = [c for c in R.camera_cases() if c.interface in ("track --rgb/--tir", "calibrate")]
+    assert {"all but one point on a line", "3 of 4 points on a line"} <= {c.name for c in cases}   # near-degenerate
+    rows = [R.run_case(c, tmp_path, k) for k, c in enumerate(cases)]
+    assert len(rows) > 40
+    assert [r for r in rows if r["outcome"] != "clear error"] == []
