@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from pmatrack_mini.tocu import TOCUConfig
 from pmatrack_mini.track_run import track_dataset
 from pmatrack_mini.tracker import Tracker
 from pmatrack_mini.trained import stage1_tracker, stage2_network
-from pmatrack_mini.utils import machine_info, write_json_atomic
+from pmatrack_mini.utils import run_record, write_json_atomic
 
 DECISIONS = ("tocu", "center_expert", "scale_expert", "refine_expert")
 
@@ -89,8 +87,7 @@ def main(argv=None):
         print(f"goal {'met' if met else 'NOT met'}: {goal['text']} -> {s2['speedup']:.2f}x, "
               f"{s2['max_box_diff_px']:.2g} px, {s2['frames_with_other_decisions']} frames")
     write_json_atomic(a.out, dict(
-        command="python " + " ".join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:])),
-        when=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine_info(),
+        **run_record(argv),
         threads=torch.get_num_threads(), test_set=dict(level="dynamic", sequences=a.sequences, frames=a.frames,
                                                        seed=9700, tracked_frames=frames),
         networks={k: f"trained.{'stage1_tracker' if k == 'stage 1' else 'stage2_network'}({a.steps} steps)"

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ from pmatrack_mini.tocu import TOCUConfig
 from pmatrack_mini.track_outputs import frame_row, sequence_summary, write_align_csv
 from pmatrack_mini.tracker import Tracker
 from pmatrack_mini.trained import stage2_network
-from pmatrack_mini.utils import machine_info, write_boxes, write_json_atomic
+from pmatrack_mini.utils import run_record, write_boxes, write_json_atomic
 
 
 def rss_mb() -> float:
@@ -89,8 +87,7 @@ def main(argv=None):
           f"{a.window}): {100 * growth['time']:+.1f} %; RSS {rss['start']:.0f} -> {rss['end']:.0f} MB: "
           f"{100 * growth['rss']:+.1f} %; goal (neither grows by more than 10 %) {'met' if met else 'NOT met'}")
     write_json_atomic(a.out, dict(
-        command="python " + " ".join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:])),
-        when=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine_info(),
+        **run_record(argv),
         threads=torch.get_num_threads(), network=f"trained.stage2_network({a.steps} steps), hard routing + TOCU",
         sequence=dict(name=seq.name, frames=len(seq), level="dynamic", seed=9800),
         ms_per_frame=ms, rss_mb=rss, growth=growth, windows=dict(warmup=a.warmup, window=a.window),

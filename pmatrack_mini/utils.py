@@ -134,6 +134,17 @@ def check_device(device: str):
     return dev
 
 
+def run_record(argv=None) -> dict:
+    """What every benchmark's results file starts with: the command that wrote it (``argv``: the arguments given to
+    its ``main``, else the command line), when (UTC), and the machine (:func:`machine_info`)."""
+    import sys
+    from datetime import datetime, timezone
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return dict(command="python " + " ".join([sys.argv[0]] + args),
+                when=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine_info())
+
+
 def machine_info() -> dict:
     """What a benchmark records about the machine it ran on."""
     import platform
