@@ -41,6 +41,7 @@ STAGE_ROLES = ("center", "scale", "refine")      # progressive alignment, shallo
 EXPERT_NAMES = ("tre", "fme", "dpe")             # rising cost
 ROUTING_MODES = ("router", "soft") + EXPERT_NAMES
 PREALIGN_MODES = ("none", "first-frame", "mixture")
+ROUTER_INPUTS = ("tokens", "agreement", "official")     # ``models.router.Router``
 EXPERT_SIZE_FIELDS = ("tre_dim", "tre_readout", "fme_dim", "fme_gate_hidden", "fme_channels", "dpe_base", "dpe_levels",
                       "dpe_heads", "dpe_mlp_ratio")      # AlignConfig's expert sizes (``AlignConfig.expert_sizes``)
 # expert sizes for the width-64 toy networks of the tests and ``reproduce --fast`` (the defaults are cpu-mini's, for
@@ -96,6 +97,7 @@ class AlignConfig:
     experts: tuple = EXPERT_NAMES
     routing: str = "router"          # inference: router (hard arg-max) | soft | tre | fme | dpe
     gumbel_tau: float = 1.0          # training: Gumbel-softmax temperature
+    router_input: str = "tokens"     # what the router reads (``models.router``): tokens | agreement | official
     router_channels: int = 4         # per-token channels kept by the router (spatial layout survives pooling)
     router_hidden: int = 64
     tcmda: bool = True               # False: stages predict alignment only (experts measured alone)
@@ -141,6 +143,8 @@ class AlignConfig:
                                          "dpe_levels", "dpe_heads", "dpe_mlp_ratio"))
         require(self.tre_readout in ("displacement", "pooled"), "align.tre_readout", self.tre_readout,
                 "'displacement' or 'pooled'")
+        require(self.router_input in ROUTER_INPUTS, "align.router_input", self.router_input,
+                f"one of {', '.join(ROUTER_INPUTS)}")
         require(self.dpe_base % 16 == 0, "align.dpe_base", self.dpe_base, "a multiple of 16")
 
     def layer_of(self, role: str) -> int:

@@ -8,8 +8,9 @@ setting, DIR/results/<setting>.json, unless the tracker's settings changed since
 configuration is refused):
 
 * one stage-1 tracker shared by every row (aligned training data);
-* stage-2 networks on top of it (``VARIANTS``): experts {TRE}, {TRE, FME}, {TRE, FME, DPE}, and the progressive
-  variants centre only, centre + scale (the all-experts network is also centre + scale + refine);
+* stage-2 networks on top of it (``VARIANTS``): one expert each (TRE, FME, DPE: the paper's single-expert rows), all
+  three with a router, and the progressive variants centre only, centre + scale (the all-experts network is also
+  centre + scale + refine);
 * held-out sets at offsets none, small (the LasHeR-Unaligned regime), large and dynamic (MUART244's regime).
 
 Rows (``COMPONENT_ROWS``, ``PROGRESSIVE_ROWS``) say which network runs under which pre-alignment, routing and TOCU.
@@ -64,8 +65,9 @@ FAST = ReproduceConfig(stage1_steps=4, stage2_steps=2, batch_size=4, train_seque
                        stress_sequences=1, tiny=True)
 
 VARIANTS = {                             # stage-2 networks: name -> align overrides
-    "tre": dict(experts=("tre",)),
-    "tre_fme": dict(experts=("tre", "fme")),
+    "tre": dict(experts=("tre",)),       # single-expert networks: the paper's +TRE / +FME / +DPE rows
+    "fme": dict(experts=("fme",)),
+    "dpe": dict(experts=("dpe",)),
     "all": {},
     "center": dict(stages=("center",)),
     "center_scale": dict(stages=("center", "scale")),
@@ -82,15 +84,15 @@ class Row:
     paper: tuple | None = None           # (LasHeR-UA PR, NPR, SR, MUART244 PR, NPR, SR, GFLOPs); None: not in the paper
 
 
-COMPONENT_ROWS = (
+COMPONENT_ROWS = (                       # the paper's rows (single-expert networks; Full = router + TOCU), then ours
     Row("Baseline", "stage1", "none", paper=(61.5, 56.4, 48.5, 58.7, 51.1, 42.1, 56.4)),
     Row("Baseline + static pre-alignment", "stage1", "first-frame"),
-    Row("+TRE", "tre", "first-frame", "router", paper=(61.9, 56.4, 48.8, 59.3, 51.6, 42.5, 60.6)),
-    Row("+TRE +FME", "tre_fme", "first-frame", "soft", paper=(62.5, 56.9, 49.0, 59.9, 53.1, 43.6, 71.4)),
-    Row("+TRE +FME +DPE (soft, no TOCU)", "all", "first-frame", "soft",
-        paper=(63.2, 57.4, 49.5, 60.9, 54.4, 44.5, 81.4)),
-    Row("Full (hard routing + TOCU)", "all", "first-frame", "router", True,
-        paper=(64.4, 58.7, 50.6, 62.7, 55.9, 45.8, 72.6)),
+    Row("TRE only", "tre", "first-frame", "router", paper=(61.9, 56.4, 48.8, 59.3, 51.6, 42.5, 60.6)),
+    Row("FME only", "fme", "first-frame", "router", paper=(62.5, 56.9, 49.0, 59.9, 53.1, 43.6, 71.4)),
+    Row("DPE only", "dpe", "first-frame", "router", paper=(63.2, 57.4, 49.5, 60.9, 54.4, 44.5, 81.4)),
+    Row("All experts, soft", "all", "first-frame", "soft"),
+    Row("Router without TOCU", "all", "first-frame", "router"),
+    Row("Full (router + TOCU)", "all", "first-frame", "router", True, paper=(64.4, 58.7, 50.6, 62.7, 55.9, 45.8, 72.6)),
     Row("Oracle alignment (stage 1)", "stage1", "oracle"),
 )
 PROGRESSIVE_ROWS = (
@@ -196,6 +198,7 @@ class Workspace:
             rep = evaluate_predictions(seqs, preds)
             out[lvl] = dict(PR=rep["PR"], NPR=rep["NPR"], SR=rep["SR"], fps=fps, attributes=rep["attributes"],
                             macs_per_frame=tracker.summary["macs_per_frame"],
+                            tocu_macs_per_frame=tracker.summary["tocu_macs_per_frame"],
                             expert_usage=tracker.summary["expert_usage"], tocu=tracker.summary.get("tocu"))
             if lvl == STRESS:
                 out[lvl]["failure"] = failure_report(seqs, preds, folder)

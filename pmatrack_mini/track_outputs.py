@@ -2,7 +2,7 @@
 ``track_summary.json``.
 
 ``<seq>.align.csv``, one row per tracked frame (frame 1 is the initialisation and has none):
-  frame, score (windowed peak), raw_score, macs (this frame's forwards, TOCU's check included),
+  frame, score (windowed peak), raw_score, macs (the frame's network forward), tocu_macs (its TOCU check's forwards),
   per stage ``<role>_expert`` and ``<role>_dx, _dy, _log_sx, _log_sy`` (crop px / log scale),
   ``tocu`` (accepted / rejected / skipped / off), ``tocu_reason``, ``tocu_change_px``, ``tocu_iou_proposed``,
   ``tocu_iou_current``;
@@ -10,7 +10,8 @@
   homography the TIR crops were cut through, and ``residual_network_px``, of that homography corrected by the
   network's alignment (RGB px; ``tocu.residual_px``), so alignment error over time can be plotted.
 
-``track_summary.json``: per sequence and overall, frames, FPS, MACs per frame, expert usage per stage, TOCU's
+``track_summary.json``: per sequence and overall, frames, FPS, MACs per frame (the network's forward, and TOCU's
+checks apart), expert usage per stage, TOCU's
 acceptance rate (accepted / frames, and accepted / checked), the mean residuals.
 
 The toolkits' result file itself, in one of :data:`RESULT_FORMATS` (:func:`write_result`).
@@ -32,7 +33,8 @@ from .utils import write_boxes, write_json_atomic, write_text_atomic
 
 def frame_row(t: int, info: dict, H_true=None, gt_box=None) -> dict:
     """One CSV row from the tracker's ``last_info`` of frame t (0-based)."""
-    row = dict(frame=t + 1, score=info["score"], raw_score=info["raw_score"], macs=info.get("macs", 0))
+    row = dict(frame=t + 1, score=info["score"], raw_score=info["raw_score"], macs=info.get("macs", 0),
+               tocu_macs=info.get("tocu_macs", 0))
     for a in info.get("align", []):
         r = a["role"]
         row[f"{r}_expert"] = a["expert"]
@@ -65,7 +67,8 @@ def write_align_csv(path, rows: list[dict]) -> None:
 
 def sequence_summary(rows: list[dict], fps: float) -> dict:
     """Frames, FPS, MACs per frame, expert usage per stage, TOCU decisions, mean residuals of one sequence."""
-    out = dict(frames=len(rows), fps=fps, macs_per_frame=float(np.mean([r["macs"] for r in rows])) if rows else 0.0)
+    out = dict(frames=len(rows), fps=fps, macs_per_frame=float(np.mean([r["macs"] for r in rows])) if rows else 0.0,
+               tocu_macs_per_frame=float(np.mean([r.get("tocu_macs", 0) for r in rows])) if rows else 0.0)
     roles = [k[: -len("_expert")] for k in (rows[0] if rows else {}) if k.endswith("_expert")]
     out["expert_usage"] = {r: dict(Counter(row[f"{r}_expert"] for row in rows)) for r in roles}
     decisions = Counter(r.get("tocu", "") for r in rows)
@@ -85,7 +88,9 @@ def overall_summary(per_sequence: dict) -> dict:
     frames = sum(s["frames"] for s in per_sequence.values()) or 1
     out = dict(sequences=len(per_sequence), frames=frames,
                fps=float(np.mean([s["fps"] for s in per_sequence.values()])) if per_sequence else 0.0,
-               macs_per_frame=sum(s["macs_per_frame"] * s["frames"] for s in per_sequence.values()) / frames)
+               macs_per_frame=sum(s["macs_per_frame"] * s["frames"] for s in per_sequence.values()) / frames,
+               tocu_macs_per_frame=sum(s.get("tocu_macs_per_frame", 0) * s["frames"] for s in per_sequence.values())
+               / frames)
     usage: dict = {}
     for s in per_sequence.values():
         for role, counts in s["expert_usage"].items():

@@ -186,8 +186,8 @@ class Tracker:
     def step(self, states: list[TrackState], frames: list[tuple]) -> list[tuple[np.ndarray, dict]]:
         """The next frame of each sequence, ``frames[i] = (rgb, tir, H_true or None)``, in one forward (and one
         more for the TOCU checks of the batch, if any) -> per sequence (box x, y, w, h in RGB px, info). ``info``
-        holds the frame's scores, the stages' expert choices and alignment, the homography used, TOCU's decision
-        and the frame's MACs (its share of the forwards, TOCU's check included)."""
+        holds the frame's scores, the stages' expert choices and alignment, the homography used, TOCU's decision,
+        the MACs of the frame's network forward (``macs``) and of its TOCU check's forwards (``tocu_macs``)."""
         m = self.cfg.model
         H_used, z_r, z_t, x_r, x_t, C = [], [], [], [], [], []
         for state, (rgb, tir, H_true) in zip(states, frames):
@@ -199,7 +199,7 @@ class Tracker:
         infos, pending = [], []
         for i, state in enumerate(states):
             state.box = clip_box(boxes[i], state.rgb_size)
-            info = dict(score=score[i], raw_score=raw[i], C_rgb=C[i], H_used=H_used[i], macs=macs[i],
+            info = dict(score=score[i], raw_score=raw[i], C_rgb=C[i], H_used=H_used[i], macs=macs[i], tocu_macs=0,
                         align=[alignment_summary(r, i) for r in out.get("align", [])])
             if out.get("H") is not None:
                 info["delta"] = lift_alignment(out["H"][i].double().cpu().numpy(), C[i])    # RGB image px
@@ -216,7 +216,7 @@ class Tracker:
             for i, rec, checks in pending:
                 n = len(checks)
                 infos[i]["tocu"] = states[i].tocu.conclude(rec, check_boxes[k:k + n])
-                infos[i]["macs"] += sum(check_macs[k:k + n])
+                infos[i]["tocu_macs"] = sum(check_macs[k:k + n])
                 k += n
         for state, info in zip(states, infos):
             if "tocu" in info:

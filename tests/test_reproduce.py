@@ -16,16 +16,17 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     prog = json.loads((out / "progressive.json").read_text())
     assert list(comp["rows"]) == [r.label for r in COMPONENT_ROWS]
     assert list(prog["rows"]) == [r.label for r in PROGRESSIVE_ROWS]
-    full = comp["rows"]["Full (hard routing + TOCU)"]["result"]["dynamic"]
+    full = comp["rows"]["Full (router + TOCU)"]["result"]["dynamic"]
     assert full["tocu"] is not None and set(full["expert_usage"]) == {"center", "scale", "refine"}
     assert comp["rows"]["Baseline"]["result"]["dynamic"]["tocu"] is None
-    stress = comp["rows"]["Full (hard routing + TOCU)"]["result"]["stress"]["failure"]
+    stress = comp["rows"]["Full (router + TOCU)"]["result"]["stress"]["failure"]
     assert set(stress["success_at_20px"]) == {"during", "after", "elsewhere"}
     assert list(stress["failed_modality"].values())[0] in ("rgb", "tir")
     curves = comp["rows"]["Baseline"]["curves"]["dynamic"]                   # recomputed from the kept boxes
     assert len(curves["PR"]) == len(curves["pr_thresholds"]) and 0 <= min(curves["SR"]) <= max(curves["SR"]) <= 1
     cost = prog["cost"]                                       # written last: everything DIR holds
-    assert cost["stage2_runs"] == ["stage2_all", "stage2_center", "stage2_center_scale", "stage2_tre", "stage2_tre_fme"]
+    assert cost["stage2_runs"] == ["stage2_all", "stage2_center", "stage2_center_scale", "stage2_dpe", "stage2_fme",
+                                   "stage2_tre"]
     assert cost["tracked_frames"] > 0 and cost["total_s"] > cost["tracking_s"] > 0
     text = (out / "components.md").read_text()
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
@@ -34,9 +35,10 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     settings = sorted(p.name for p in (out / "results").glob("*.json"))       # one record per tracked setting
     assert len(settings) == len({(r.network, r.prealign, r.routing, r.tocu) for r in COMPONENT_ROWS + PROGRESSIVE_ROWS})
     trained = sorted(p.name for p in (out / "runs").iterdir())
-    assert trained == ["stage1", "stage2_all", "stage2_center", "stage2_center_scale", "stage2_tre", "stage2_tre_fme"]
+    assert trained == ["stage1", "stage2_all", "stage2_center", "stage2_center_scale", "stage2_dpe", "stage2_fme",
+                       "stage2_tre"]
     # a row tracked with other tracker settings (here TOCU's floor) is tracked again, never reused
-    full_row = next(r for r in COMPONENT_ROWS if r.label == "Full (hard routing + TOCU)")
+    full_row = next(r for r in COMPONENT_ROWS if r.label == "Full (router + TOCU)")
     record = out / "results" / f"{Workspace.row_key(full_row)}.json"
     kept = json.loads(record.read_text())
     assert kept["setting"] == Workspace.row_setting(full_row) and kept["setting"]["tocu"]
@@ -56,7 +58,7 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
 
 
 def test_ordering_lines_need_a_strict_rise():
-    labels = ["Baseline", "+TRE", "+TRE +FME", "+TRE +FME +DPE (soft, no TOCU)", "Full (hard routing + TOCU)"]
+    labels = ["Baseline", "TRE only", "FME only", "DPE only", "Full (router + TOCU)"]
     rising = {lab: {"small": {"PR": 0.5 + 0.01 * k}, "dynamic": {"PR": 0.5}} for k, lab in enumerate(labels)}
     lines = ordering_lines("components", rising)
     assert "small: reproduced" in lines[0] and "dynamic: NOT reproduced" in lines[1]
@@ -75,20 +77,26 @@ def test_goal_lines_say_met_or_not_with_the_numbers():
         "Baseline + static pre-alignment": {"dynamic": row(0.4, 0.2, 0.2), "small": row(0.70, 0.6, 0.5),
                                             "none": row(0.9, 0.8, 0.7)},
         "Oracle alignment (stage 1)": {"dynamic": row(0.8, 0.6, 0.6)},
-        "+TRE +FME +DPE (soft, no TOCU)": {"dynamic": row(0.6, 0.4, 0.4, macs=10.0)},
-        "Full (hard routing + TOCU)": {"dynamic": row(0.7, 0.4, 0.5, macs=8.0, usage=use_dynamic),
+        "TRE only": {"dynamic": row(0.5, 0.3, 0.3, macs=6.0)},
+        "DPE only": {"dynamic": row(0.6, 0.4, 0.4, macs=10.0)},
+        "Router without TOCU": {"dynamic": row(0.65, 0.395, 0.45, macs=8.0)},
+        "Full (router + TOCU)": {"dynamic": row(0.7, 0.4, 0.5, macs=8.0, usage=use_dynamic),
                                        "small": row(0.795, 0.7, 0.6), "none": row(0.9, 0.8, 0.7, usage=use_aligned)},
     }
     lines = goal_lines(results)
     assert lines[0].endswith(": met (PR 0.75, NPR 0.50, SR 0.75)")           # half of the NPR gap is enough
     assert "small: PR not below" in lines[1] and "met (79.5 vs 80.0; difference -0.5)" in lines[1] and "NOT" not in lines[1]
-    assert "MACs" in lines[3] and "met (ratio 0.80" in lines[3] and "NOT" not in lines[3]
+    assert "routing pays" in lines[3] and "met (ratio 0.80; vs DPE only PR +5.0, NPR -0.5" in lines[3] and "NOT" not in lines[3]
     assert "NOT" not in lines[4] and "center 0.90, scale 0.60" in lines[4]
     assert "NOT" not in lines[5] and "center 0.50 vs 0.10" in lines[5]
-    results["Full (hard routing + TOCU)"]["dynamic"]["NPR"] = 0.3
-    results["Full (hard routing + TOCU)"]["small"]["PR"] = 0.78
+    results["Full (router + TOCU)"]["dynamic"]["NPR"] = 0.3
+    results["Full (router + TOCU)"]["small"]["PR"] = 0.78
+    results["Router without TOCU"]["dynamic"]["NPR"] = 0.38              # 2 points below DPE only
     lines = goal_lines(results)
     assert "NOT met (PR 0.75, NPR 0.25, SR 0.75)" in lines[0] and "NOT met (78.0 vs 80.0; difference -2.0)" in lines[1]
+    assert "routing pays" in lines[3] and ": NOT met (ratio 0.80" in lines[3]
+    results["Router without TOCU"]["dynamic"].update(NPR=0.4, macs_per_frame=9.5)       # accurate, but too dear
+    assert ": NOT met (ratio 0.95" in goal_lines(results)[3]
 
 
 def _per_seq(labels, level, gains, noise, n=12, seed=0):

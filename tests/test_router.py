@@ -139,3 +139,25 @@ def test_raising_lambda_cost_moves_the_router_to_the_cheapest_expert():
     cheapest = int(_dmae().costs.argmin())
     free, penalised = mean_probs(0.0), mean_probs(50.0)
     assert penalised[cheapest] > free[cheapest] + 0.1 and penalised[cheapest] > 0.5, (free, penalised)
+
+
+def test_router_inputs_official_size_and_agreement_cues():
+    from pmatrack_mini.models.router import Router, token_agreement
+    from pmatrack_mini.profile import count_macs
+
+    torch.manual_seed(0)
+    official = Router(768, 256, 3, inputs="official")                   # the paper preset's official router
+    x = torch.randn(1, 256, 768)
+    assert count_macs(official, (x, x))["linear_conv"] == 512 * 128 + 128 * 64 + 64 * 3   # about 74 k
+    G = 6
+    x_r = torch.randn(2, G * G, 16)
+    here, near = token_agreement(x_r, x_r, G)                           # aligned: agree in place
+    assert torch.allclose(here, torch.ones_like(here), atol=1e-6)
+    shifted = x_r.reshape(2, G, G, 16).roll(1, dims=2).reshape(2, G * G, 16)   # TIR one cell to the right
+    here, near = token_agreement(x_r, shifted, G)
+    inner = torch.zeros(G, G, dtype=torch.bool)
+    inner[:, 1:-1] = True
+    assert (near.reshape(2, G, G)[:, inner] > 0.999).all() and here.mean() < 0.5
+    for inputs in ("tokens", "agreement", "official"):
+        r = Router(16, G * G, 3, channels=2, hidden=8, inputs=inputs)
+        assert r(x_r, shifted).shape == (2, 3)

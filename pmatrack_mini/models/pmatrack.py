@@ -58,7 +58,8 @@ class AlignmentStage(nn.Module):
         self.role, self.grid, self.patch = role, m.feat_size, m.patch_size
         self.center = crop_center(m.search_size)
         self.dmae = DMAE(a.experts, m.embed_dim, m.feat_size, m.search_size, role, a.router_channels,
-                         a.router_hidden, a.gumbel_tau, sizes={n: a.expert_sizes(n) for n in a.experts})
+                         a.router_hidden, a.gumbel_tau, sizes={n: a.expert_sizes(n) for n in a.experts},
+                         router_input=a.router_input)
         self.tcmda = TCMDA(m.embed_dim, m.feat_size, m.patch_size, a.tcmda_heads, a.tcmda_points) if a.tcmda else None
 
     def forward(self, parts: list, H_prev: torch.Tensor | None, routing: str):

@@ -13,9 +13,17 @@ of the search crop, plus the log scales: ``losses.expert_error``) and c_e its co
 units a dearer expert pays only when it saves about S sqrt(lambda_cost (c_dear - c_cheap)) px per axis
 (``losses.break_even_px``: 12 px TRE -> DPE at cpu-mini, 24 px at the paper preset).
 
-Router. Each search token is projected to a few channels (``router_channels``) and the projections of all RGB and
-TIR tokens are concatenated, so the spatial layout survives (a misaligned pair shows as the same pattern in two
-places); an MLP maps them to one logit per expert.
+Router (``align.router_input``). It reads the stage's RGB search tokens and the TIR search tokens seen through the
+alignment so far (``models.pmatrack``), so what it sees is the residual the stage must remove:
+
+* ``tokens`` (default): each token projected to a few channels (``router_channels``), all RGB and TIR projections
+  concatenated, so the spatial layout survives (a misaligned pair shows as the same pattern in two places); an MLP
+  maps them to one logit per expert;
+* ``agreement``: the same, plus per token the cosine similarity of the RGB token and the TIR token at the same
+  place, and the best such similarity over the 8 TIR tokens one cell away: aligned pairs agree in place, a pair off
+  by about a cell agrees better next door, a pair off by more agrees nowhere; a direct cue of how hard the frame is;
+* ``official``: the official router, channel 0 of every RGB and TIR search token, MLP 2N -> 128 -> 64 -> E (about
+  74 k multiply-adds at the paper preset).
 
 Routing (``align.routing``; the model returns per sample the weights, the router's probabilities and the choice):
 
@@ -51,17 +59,42 @@ from .experts import build_expert
 
 
 class Router(nn.Module):
-    """Logits over experts from both modalities' search tokens (B, N, C) -> (B, E)."""
+    """Logits over experts from both modalities' search tokens (B, N, C) -> (B, E); ``inputs``: see the module
+    docstring (tokens | agreement | official)."""
 
-    def __init__(self, dim: int, num_tokens: int, num_experts: int, channels: int = 4, hidden: int = 64):
+    def __init__(self, dim: int, num_tokens: int, num_experts: int, channels: int = 4, hidden: int = 64,
+                 inputs: str = "tokens"):
         super().__init__()
+        self.inputs, self.grid = inputs, int(round(num_tokens ** 0.5))
+        if inputs == "official":
+            self.reduce = None
+            self.mlp = nn.Sequential(nn.Linear(2 * num_tokens, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
+                                     nn.Linear(64, num_experts))
+            return
         self.reduce = nn.Linear(dim, channels)                       # per token: keeps the spatial layout
-        width = 2 * num_tokens * channels
+        width = 2 * num_tokens * channels + (2 * num_tokens if inputs == "agreement" else 0)
         self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, num_experts))
 
     def forward(self, x_rgb: torch.Tensor, x_tir: torch.Tensor) -> torch.Tensor:
-        r = torch.cat([self.reduce(x_rgb), self.reduce(x_tir)], dim=1)   # (B, 2N, channels)
-        return self.mlp(r.flatten(1))                                     # (B, E)
+        if self.inputs == "official":
+            return self.mlp(torch.cat([x_rgb[..., 0], x_tir[..., 0]], dim=1))         # (B, 2N) -> (B, E)
+        r = torch.cat([self.reduce(x_rgb), self.reduce(x_tir)], dim=1).flatten(1)    # (B, 2N channels)
+        if self.inputs == "agreement":
+            r = torch.cat([r, *token_agreement(x_rgb, x_tir, self.grid)], dim=1)     # + (B, N), (B, N)
+        return self.mlp(r)                                                            # (B, E)
+
+
+def token_agreement(x_rgb: torch.Tensor, x_tir: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token (B, N): the cosine similarity of the RGB and TIR tokens at the same place, and the best cosine
+    similarity of the RGB token with the 8 TIR tokens one cell away (border tokens repeated)."""
+    B, N, C = x_rgb.shape
+    r = x_rgb.transpose(1, 2).reshape(B, C, grid, grid)
+    t = x_tir.transpose(1, 2).reshape(B, C, grid, grid)
+    here = F.cosine_similarity(r, t, dim=1).flatten(1)                                 # (B, N)
+    padded = F.pad(t, (1, 1, 1, 1), mode="replicate")
+    near = torch.stack([F.cosine_similarity(r, padded[:, :, 1 + dy:1 + dy + grid, 1 + dx:1 + dx + grid], dim=1)
+                        for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], dim=1)  # (B, 8, G, G)
+    return here, near.amax(1).flatten(1)
 
 
 def mixing_weights(logits: torch.Tensor, names: tuple, routing: str, training: bool, tau: float = 1.0,
@@ -113,7 +146,7 @@ class DMAE(nn.Module):
     """One stage's experts, router and measured costs."""
 
     def __init__(self, names: tuple, dim: int, grid: int, search_size: int, role: str, channels: int = 4,
-                 hidden: int = 64, tau: float = 1.0, sizes: dict | None = None):
+                 hidden: int = 64, tau: float = 1.0, sizes: dict | None = None, router_input: str = "tokens"):
         """``sizes``: {expert: its size arguments} (``AlignConfig.expert_sizes``); missing: the class defaults."""
         super().__init__()
         from ..profile import expert_cost_table, sizes_key
@@ -123,7 +156,8 @@ class DMAE(nn.Module):
         sizes = {n: dict((sizes or {}).get(n, {})) for n in self.names}
         self.experts = nn.ModuleDict({n: build_expert(n, dim, grid, search_size, stage=role, **sizes[n])
                                       for n in self.names})
-        self.router = Router(dim, grid * grid, len(self.names), channels, hidden) if len(self.names) > 1 else None
+        self.router = (Router(dim, grid * grid, len(self.names), channels, hidden, router_input)
+                       if len(self.names) > 1 else None)
         # the same at every stage (a stage differs only in an element-wise zeroing, no MACs; notebook 05 checks),
         # so one count per size serves all three
         macs = expert_cost_table(self.names, dim, grid, search_size, sizes=sizes_key(sizes))
