@@ -31,6 +31,8 @@ from pmatrack_mini.config import TOY_EXPERT_SIZES  # noqa: E402  (expert sizes f
 def _untrained_checkpoint(folder: Path, stage: int) -> Path:
     """A checkpoint of an untrained toy network (width 64): stage 1 one block deep, stage 2 three blocks with a
     stage after each."""
+    import torch
+
     from pmatrack_mini.config import get_config, stage2_config
     from pmatrack_mini.models import build_model, save_checkpoint
 
@@ -39,6 +41,7 @@ def _untrained_checkpoint(folder: Path, stage: int) -> Path:
     if stage == 2:
         cfg = stage2_config(cfg, align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES))
     path = folder / f"stage{stage}.pt"
+    torch.manual_seed(stage)                # the same weights whichever tests ran before in this process
     save_checkpoint(path, build_model(cfg), cfg, step=0)
     return path
 
