@@ -190,29 +190,34 @@ def load_sequence(path: str | Path, strict: bool = True, layout: str = "auto") -
         found = sequence_layout(path)
         if found is not None:
             return load_layout_sequence(path, *found, strict=strict)
-    rgb_files = list_frames(path / "visible")
-    tir_files = list_frames(path / "infrared")
-    gt_v = read_boxes(path / "visible.txt")
-    gt_i = read_boxes(path / "infrared.txt")
-    n_v = _check_count(len(rgb_files), len(gt_v), path / "visible", path / "visible.txt", strict)
-    n_i = _check_count(len(tir_files), len(gt_i), path / "infrared", path / "infrared.txt", strict)
+    return assemble_sequence(path, path / "visible", path / "infrared", path / "visible.txt", path / "infrared.txt",
+                             strict)
+
+
+def assemble_sequence(seq_dir: Path, rgb_dir: Path, tir_dir: Path, vis_file: Path, ir_file: Path,
+                      strict: bool = True) -> Sequence:
+    """A sequence from its two frame folders and ground-truth files, in any layout (``layouts`` finds them), with
+    this module's rules: row and frame counts, the initial box (``init.txt``, else the sequence's ``visible.txt``,
+    else ``vis_file``: its first row, w and h > 0), and the generator's optional ``homography.txt`` and
+    ``attributes.txt``."""
+    rgb_files, tir_files = list_frames(rgb_dir), list_frames(tir_dir)
+    gt_v, gt_i = read_boxes(vis_file), read_boxes(ir_file)
+    n_v = _check_count(len(rgb_files), len(gt_v), rgb_dir, vis_file, strict)
+    n_i = _check_count(len(tir_files), len(gt_i), tir_dir, ir_file, strict)
     if n_v != n_i:
-        msg = f"{path}: visible has {n_v} frames, infrared has {n_i}"
+        msg = f"{seq_dir}: visible has {n_v} frames, infrared has {n_i}"
         if strict:
             raise PMATrackError(msg + " (mismatched modalities)")
-        warnings.warn(msg + f"; keeping the first {min(n_v, n_i)}", stacklevel=2)
+        warnings.warn(msg + f"; keeping the first {min(n_v, n_i)}", stacklevel=3)
     n = min(n_v, n_i)
-    init_file = path / "init.txt"
-    init = read_boxes(init_file)[0] if init_file.is_file() else gt_v[0]
+    init_src = next((p for p in (seq_dir / "init.txt", seq_dir / "visible.txt") if p.is_file()), vis_file)
+    init = read_boxes(init_src)[0]
     if init[2] <= 0 or init[3] <= 0:
-        src = init_file if init_file.is_file() else path / "visible.txt"
-        raise PMATrackError(f"{src}:1: the initial box must have positive size, got {init.tolist()}")
-    hfile = path / "homography.txt"
+        raise PMATrackError(f"{init_src}:1: the initial box must have positive size, got {init.tolist()}")
+    hfile, afile = seq_dir / "homography.txt", seq_dir / "attributes.txt"
     H = read_homographies(hfile, n) if hfile.is_file() else None
-    attrs = {}
-    if (path / "attributes.txt").is_file():
-        attrs = {k: v[:n] for k, v in _read_attributes(path / "attributes.txt", len(gt_v)).items()}
-    return Sequence(name=path.name, path=path, rgb_files=rgb_files[:n], tir_files=tir_files[:n],
+    attrs = {k: v[:n] for k, v in _read_attributes(afile, len(gt_v)).items()} if afile.is_file() else {}
+    return Sequence(name=seq_dir.name, path=seq_dir, rgb_files=rgb_files[:n], tir_files=tir_files[:n],
                     gt_visible=gt_v[:n], gt_infrared=gt_i[:n], init_box=init, homography=H, attributes=attrs)
 
 

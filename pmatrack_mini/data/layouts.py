@@ -29,12 +29,10 @@ metrics; this package scores LUART with the LasHeR rules.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from ..errors import PMATrackError
-from .dataset import (Sequence, _check_count, _read_attributes, list_frames, read_boxes, read_homographies,
-                      sequence_names)
+from .dataset import Sequence, assemble_sequence, sequence_names
 
 LAYOUTS = ("lasher", "lasher-unaligned", "muart244", "luart")
 LABELS = {"lasher": "LasHeR", "lasher-unaligned": "LasHeR-Unaligned", "muart244": "MUART244", "luart": "LUART"}
@@ -139,27 +137,9 @@ def load_layout_sequence(seq_dir: str | Path, layout: str, root: str | Path, str
     if not seq_dir.is_dir():
         raise PMATrackError(f"{seq_dir}: sequence folder not found")
     rgb_dir, tir_dir = (seq_dir / f for f in FRAMES[layout])
-    rgb_files, tir_files = list_frames(rgb_dir), list_frames(tir_dir)
     vis_c, ir_c = gt_files(seq_dir, layout, root)
     vis_file, ir_file = _first_present(vis_c, "visible", layout), _first_present(ir_c, "infrared", layout)
-    gt_v, gt_i = read_boxes(vis_file), read_boxes(ir_file)
-    n_v = _check_count(len(rgb_files), len(gt_v), rgb_dir, vis_file, strict)
-    n_i = _check_count(len(tir_files), len(gt_i), tir_dir, ir_file, strict)
-    if n_v != n_i:
-        msg = f"{seq_dir}: visible has {n_v} frames, infrared has {n_i}"
-        if strict:
-            raise PMATrackError(msg + " (mismatched modalities)")
-        warnings.warn(msg + f"; keeping the first {min(n_v, n_i)}", stacklevel=2)
-    n = min(n_v, n_i)
-    init_src = next((p for p in (seq_dir / "init.txt", seq_dir / "visible.txt") if p.is_file()), vis_file)
-    init = read_boxes(init_src)[0]
-    if init[2] <= 0 or init[3] <= 0:
-        raise PMATrackError(f"{init_src}:1: the initial box must have positive size, got {init.tolist()}")
-    hfile, afile = seq_dir / "homography.txt", seq_dir / "attributes.txt"
-    H = read_homographies(hfile, n) if hfile.is_file() else None
-    attrs = {k: v[:n] for k, v in _read_attributes(afile, len(gt_v)).items()} if afile.is_file() else {}
-    return Sequence(name=seq_dir.name, path=seq_dir, rgb_files=rgb_files[:n], tir_files=tir_files[:n],
-                    gt_visible=gt_v[:n], gt_infrared=gt_i[:n], init_box=init, homography=H, attributes=attrs)
+    return assemble_sequence(seq_dir, rgb_dir, tir_dir, vis_file, ir_file, strict)
 
 
 def sequence_layout(seq_dir: Path) -> tuple[str, Path] | None:
