@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import PMATrackError
+
 # ----------------------------------------------------------------------------- boxes
 
 
@@ -144,6 +146,15 @@ def compose(*Hs: np.ndarray) -> np.ndarray:
 
 def invert(H: np.ndarray) -> np.ndarray:
     return normalize_h(np.linalg.inv(np.asarray(H, dtype=np.float64)))
+
+
+def valid_box(box, what: str) -> np.ndarray:
+    """``box`` as a (4,) float array x, y, w, h, or a PMATrackError naming ``what`` unless it is 4 finite numbers with
+    w, h > 0."""
+    b = np.asarray(box, dtype=np.float64)
+    if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= 0 or b[3] <= 0:
+        raise PMATrackError(f"{what} must be 4 finite numbers with w, h > 0, got {b.tolist()}")
+    return b
 
 
 def homography_problem(H, max_condition: float = 1e10) -> str | None:

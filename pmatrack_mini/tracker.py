@@ -36,7 +36,7 @@ from .data.dataset import Sequence
 from .data.sampler import to_tensor_images
 from .errors import PMATrackError
 from .geometry import (box_center, cxcywh_to_xywh, fit_box_homography, homography_problem, invert, resize_homography,
-                       warp_boxes)
+                       valid_box, warp_boxes)
 from .models.head import decode
 from .profile import frame_macs, network_cost_table
 from .tocu import TOCU, TOCUConfig, lift_alignment
@@ -57,13 +57,6 @@ def clip_box(box: np.ndarray, size, margin: int = 10) -> np.ndarray:
     x1, y1 = min(max(x, 0.0), W - margin), min(max(y, 0.0), H - margin)
     x2, y2 = min(max(x + w, margin), W), min(max(y + h, margin), H)
     return np.array([x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)], dtype=np.float64)
-
-
-def _valid_box(box, what: str) -> np.ndarray:
-    box = np.asarray(box, dtype=np.float64)
-    if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-        raise PMATrackError(f"{what} must be 4 finite numbers with w, h > 0, got {box.tolist()}")
-    return box
 
 
 @dataclass
@@ -158,7 +151,7 @@ class Tracker:
         (TIR px), or H0: the rig's calibration (RGB px -> TIR px, ``calibrate``), needed by ``first-frame``;
         H_true: this frame's true homography, needed by ``oracle``."""
         self._check(rgb, tir)
-        box = _valid_box(box, "initial box")
+        box = valid_box(box, "initial box")
         m = self.cfg.model
         if self.cost_table is None:
             self.cost_table = network_cost_table(self.model)
@@ -172,7 +165,7 @@ class Tracker:
             if box_tir is None:
                 raise PMATrackError("prealign 'first-frame' needs the first-frame TIR box (infrared.txt) or a "
                                     "calibration homography")
-            H = fit_box_homography(box, _valid_box(box_tir, "initial TIR box"))
+            H = fit_box_homography(box, valid_box(box_tir, "initial TIR box"))
         else:
             H = resize_homography(rgb_size, (tir.shape[1], tir.shape[0]))
         state = TrackState(box=box, H=H, z=(), first=(rgb, tir, box), rgb_size=rgb_size)

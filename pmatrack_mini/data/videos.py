@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import PMATrackError
+from ..geometry import valid_box
 from .dataset import IMAGE_EXTS, Sequence, _read_image, list_frames
 
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"}
@@ -122,24 +123,17 @@ def video_sequence(rgb: str | Path, tir: str | Path, init_box, init_tir=None, ca
         n = min(len(rgb_refs), len(tir_refs))
         rgb_refs, tir_refs = rgb_refs[:n], tir_refs[:n]
     n = len(rgb_refs)
-    box = _positive_box(init_box, "--init")
+    box = valid_box(init_box, "--init")
     gt_v, gt_i = np.full((n, 4), np.nan), np.full((n, 4), np.nan)
     gt_v[0] = box
     if init_tir is not None:
-        gt_i[0] = _positive_box(init_tir, "--init-tir")
+        gt_i[0] = valid_box(init_tir, "--init-tir")
     elif calibration is None:
         raise PMATrackError("give the first TIR box (--init-tir) or the rig's homography (--homography)")
     name = name or Path(rgb).stem
     return Sequence(name=name, path=Path(rgb), rgb_files=rgb_refs, tir_files=tir_refs, gt_visible=gt_v,
                     gt_infrared=gt_i, init_box=box,
                     calibration=None if calibration is None else np.asarray(calibration, dtype=np.float64))
-
-
-def _positive_box(box, what: str) -> np.ndarray:
-    b = np.asarray(box, dtype=np.float64).reshape(-1)
-    if b.size != 4 or not np.all(np.isfinite(b)) or b[2] <= 0 or b[3] <= 0:
-        raise PMATrackError(f"{what}: expected x,y,w,h with w, h > 0, got {np.asarray(box).tolist()}")
-    return b
 
 
 def write_video(frames, path: str | Path, fps: float = 25.0) -> Path:
