@@ -13,11 +13,15 @@ def _shift_h(dx_cells: float, dy_cells: float, B: int = 1) -> torch.Tensor:
 
 
 def test_identity_points_sample_each_token_at_itself():
+    torch.manual_seed(0)
     v = torch.randn(2, 5, G, G)
     ys, xs = torch.meshgrid(torch.arange(G), torch.arange(G), indexing="ij")
     pts = torch.stack([xs, ys], -1).float().view(1, G * G, 1, 2).expand(2, -1, -1, -1)
     out = sample_at(v, pts)                                                   # (2, 5, N, 1)
-    assert torch.allclose(out[..., 0], v.flatten(2), atol=1e-6)
+    # grid_sample round-trips cells through [-1, 1]: the point lands within ~G * eps of the cell, so the sample is off by
+    # up to that fraction of a neighbour difference (3000 random maps: at most 5e-6); a wrong cell would be off by O(1)
+    tol = 4 * G * torch.finfo(torch.float32).eps * 2 * v.abs().max()
+    assert torch.allclose(out[..., 0], v.flatten(2), atol=float(tol), rtol=0)
 
 
 def test_a_shift_of_k_cells_moves_the_sampled_features_by_k_cells():
