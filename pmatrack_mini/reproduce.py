@@ -108,6 +108,7 @@ class Workspace:
     def __init__(self, root: str | Path, rc: ReproduceConfig, progress: bool = True, track_batch: int = 8):
         self.root, self.rc, self.progress, self.track_batch = Path(root), rc, progress, track_batch
         self._sets: dict = {}                  # data folder name -> sequences, loaded once per call
+        self._trained: dict = {}               # run name -> final.pt, checked complete once per call
         record = self.root / "reproduce.json"
         mine = dataclasses.asdict(rc)
         mine["levels"] = list(rc.levels)
@@ -141,10 +142,13 @@ class Workspace:
         from .train import train
 
         run = self.root / "runs" / "stage1"
+        if run.name in self._trained:
+            return self._trained[run.name]
         cfg = get_config("cpu-mini", model=TINY_MODEL if self.rc.tiny else {},
                          train=dict(steps=self.rc.stage1_steps, batch_size=self.rc.batch_size, seed=self.rc.seed,
                                     warmup_steps=min(50, self.rc.stage1_steps)))
         train(cfg, self.data("train", "none"), run, progress=self.progress)
+        self._trained[run.name] = run / "final.pt"
         return run / "final.pt"
 
     def stage2(self, variant: str) -> Path:
@@ -152,12 +156,15 @@ class Workspace:
 
         init = self.stage1()
         run = self.root / "runs" / f"stage2_{variant}"
+        if run.name in self._trained:
+            return self._trained[run.name]
         align = dict(TINY_ALIGN, **VARIANTS[variant]) if self.rc.tiny else VARIANTS[variant]
         cfg = stage2_config(checkpoint_config(init), align=align,
                             train=dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
                                        seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps)))
         data = [s for lvl in ("small", "large", "dynamic") for s in self.data("train", lvl)]
         train(cfg, data, run, progress=self.progress)
+        self._trained[run.name] = run / "final.pt"
         return run / "final.pt"
 
     @staticmethod
