@@ -19,7 +19,7 @@ import numpy as np
 
 from .cli import box_arg
 from .errors import PMATrackError
-from .geometry import apply_homography, box_corners
+from .viz import draw_homography_grid, draw_mapped_box, side_by_side
 
 GRID = 8                                      # grid lines per side of the RGB frame drawn on the TIR frame
 
@@ -58,24 +58,13 @@ def video_input(args):
 def annotate(rgb: np.ndarray, tir: np.ndarray, box, H: np.ndarray, label: str = "") -> np.ndarray:
     """One side-by-side frame: RGB with ``box``; TIR (scaled to the RGB height) with the box's corners and the RGB
     frame's grid mapped through ``H`` (RGB px -> TIR px). (H, W_rgb + W_tir', 3) uint8."""
-    left = rgb.copy()
+    left, right, S = side_by_side(rgb, tir)
     h, w = left.shape[:2]
     if np.all(np.isfinite(box)):
         x, y, bw, bh = (int(round(v)) for v in box)
         cv2.rectangle(left, (x, y), (x + bw, y + bh), (255, 60, 60), 2)
-    s = h / tir.shape[0]
-    right = cv2.resize(tir, (max(1, int(round(tir.shape[1] * s))), h), interpolation=cv2.INTER_LINEAR)
-    S = np.diag([s, s, 1.0]) @ H                                     # RGB px -> displayed TIR px
-    for k in range(GRID + 1):
-        u = np.linspace(0, 1, 32)
-        for line in (np.stack([np.full_like(u, k * w / GRID), u * h], 1), np.stack([u * w, np.full_like(u, k * h / GRID)], 1)):
-            pts = apply_homography(S, line)
-            if np.all(np.isfinite(pts)):
-                cv2.polylines(right, [np.round(pts).astype(np.int32)], False, (80, 220, 80), 1, cv2.LINE_AA)
-    if np.all(np.isfinite(box)):
-        corners = apply_homography(S, box_corners(np.asarray(box, dtype=np.float64)[None])[0])
-        if np.all(np.isfinite(corners)):
-            cv2.polylines(right, [np.round(corners).astype(np.int32)], True, (255, 60, 60), 2, cv2.LINE_AA)
+    draw_homography_grid(right, S @ H, (w, h), GRID)                  # RGB px -> displayed TIR px
+    draw_mapped_box(right, box, S @ H, (255, 60, 60))
     out = np.concatenate([left, right], axis=1)
     if label:
         cv2.putText(out, label, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)

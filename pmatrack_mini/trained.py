@@ -25,19 +25,21 @@ STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED = 100, 300
 CI_EXPERT_SIZES = dict(tre_dim=48, fme_dim=64, fme_gate_hidden=32, fme_channels=8, dpe_base=32, dpe_mlp_ratio=1.0)
 
 
-def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool = False):
-    """The cpu-mini RGBT tracker trained ``steps`` steps on aligned generated sequences. Returns (model, cfg)."""
+def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool = False, batch_size: int | None = None):
+    """The cpu-mini RGBT tracker trained ``steps`` steps on aligned generated sequences (batch ``batch_size``;
+    default 8 for a CI-sized run, 32 otherwise). Returns (model, cfg)."""
     from .train import train
 
     work = Path(work)
     small = steps <= 50
     data = cached_dataset(stage1_data_folder(work, steps), *stage1_data_size(steps), "none",
                           STAGE1_TRAIN_SEED + seed, progress=progress)
-    cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=8 if small else 32, log_every=5,
+    cfg = get_config("cpu-mini", train=dict(steps=steps, batch_size=batch_size or (8 if small else 32), log_every=5,
                                             warmup_steps=min(50, max(1, steps // 6)), seed=seed))
     run = run_folder(work, "stage1", cfg)
     with folder_lock(run):                          # another process training the same run: wait, then load it
-        train(cfg, data, run, progress=progress)
+        if not (run / "final.pt").is_file():        # the folder's name carries the config: a final.pt is this run's
+            train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
 
 
@@ -75,15 +77,16 @@ def stage2_data_size(steps: int) -> tuple[int, int]:
 
 
 def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None, seed: int = 0,
-                   progress: bool = False, **overrides):
-    """PMATrack's network trained ``steps`` steps (stage 2) on top of :func:`stage1_tracker`.
+                   progress: bool = False, stage1_batch_size: int | None = None, **overrides):
+    """PMATrack's network trained ``steps`` steps (stage 2) on top of :func:`stage1_tracker` (``stage1_steps``,
+    ``stage1_batch_size``).
 
     ``overrides`` go to the stage-2 config (``align=...``, ``train=...``). Returns (model, cfg)."""
     from .train import train
 
     work = Path(work)
     stage1_steps = stage1_steps or max(steps, 30)
-    _, cfg1 = stage1_tracker(work, stage1_steps, seed, progress)
+    _, cfg1 = stage1_tracker(work, stage1_steps, seed, progress, stage1_batch_size)
     init = run_folder(work, "stage1", cfg1) / "final.pt"
     small = steps <= 50
     data = stage2_training_sets(work, *stage2_data_size(steps), progress=progress)
@@ -94,7 +97,8 @@ def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None
     cfg = stage2_config(checkpoint_config(init), train=train_over, **overrides)
     run = run_folder(work, "stage2", cfg)
     with folder_lock(run):
-        train(cfg, data, run, progress=progress)
+        if not (run / "final.pt").is_file():
+            train(cfg, data, run, progress=progress)
     return model_from_checkpoint(run / "final.pt")[:2]
 
 

@@ -1,4 +1,5 @@
-"""Pictures: tracked boxes drawn on both modalities, saved as a GIF; where TCMDA samples the other modality."""
+"""Pictures: tracked boxes drawn on both modalities, a homography's grid, GIFs; where TCMDA samples the other
+modality."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ import cv2
 import numpy as np
 
 from .data.dataset import Sequence
-from .geometry import resize_homography, warp_boxes
+from .geometry import apply_homography, box_corners, resize_homography, warp_boxes
 from .utils import atomic_path
 
 GREEN, RED = (0, 220, 0), (255, 40, 40)
@@ -33,17 +34,47 @@ def tracking_frame(seq: Sequence, t: int, pred: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, tir], axis=1)
 
 
-def save_tracking_gif(seq: Sequence, pred: np.ndarray, path: str | Path, every: int = 2, scale: float = 0.5,
-                      ms_per_frame: int = 120) -> Path:
+def draw_homography_grid(img: np.ndarray, H: np.ndarray, size: tuple, lines: int = 8, color=(80, 220, 80)) -> None:
+    """Draw on ``img`` the grid of an RGB frame of ``size`` (w, h), ``lines`` cells a side, mapped through ``H``
+    (RGB px -> ``img`` px): a drifting alignment shows as a moving, bending grid. In place."""
+    w, h = size
+    u = np.linspace(0, 1, 32)
+    for k in range(lines + 1):
+        for line in (np.stack([np.full_like(u, k * w / lines), u * h], 1),
+                     np.stack([u * w, np.full_like(u, k * h / lines)], 1)):
+            pts = apply_homography(H, line)
+            if np.all(np.isfinite(pts)):
+                cv2.polylines(img, [np.round(pts).astype(np.int32)], False, color, 1, cv2.LINE_AA)
+
+
+def draw_mapped_box(img: np.ndarray, box, H: np.ndarray, color, thickness: int = 2) -> None:
+    """Draw the corners of an RGB box (x, y, w, h) mapped through ``H`` (RGB px -> ``img`` px) as a polygon."""
+    if not np.all(np.isfinite(box)):
+        return
+    corners = apply_homography(H, box_corners(np.asarray(box, dtype=np.float64)[None])[0])
+    if np.all(np.isfinite(corners)):
+        cv2.polylines(img, [np.round(corners).astype(np.int32)], True, color, thickness, cv2.LINE_AA)
+
+
+def side_by_side(rgb: np.ndarray, tir: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(copy of rgb, tir scaled to the RGB height, S: TIR px -> displayed TIR px)."""
+    h = rgb.shape[0]
+    s = h / tir.shape[0]
+    right = cv2.resize(tir, (max(1, int(round(tir.shape[1] * s))), h), interpolation=cv2.INTER_LINEAR)
+    return rgb.copy(), right, np.diag([s, s, 1.0])
+
+
+def save_gif(frames: list, path: str | Path, ms_per_frame: int = 120, scale: float = 1.0) -> Path:
+    """Frames (H, W, 3) uint8 -> an animated GIF (64 colours), written atomically."""
     from PIL import Image
 
-    frames = []
-    for t in range(0, len(seq), every):
-        f = tracking_frame(seq, t, pred)
-        f = cv2.resize(f, (int(f.shape[1] * scale), int(f.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-        frames.append(Image.fromarray(f).convert("P", palette=Image.ADAPTIVE, colors=64))
+    images = []
+    for f in frames:
+        if scale != 1.0:
+            f = cv2.resize(f, (int(f.shape[1] * scale), int(f.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        images.append(Image.fromarray(f).convert("P", palette=Image.ADAPTIVE, colors=64))
     with atomic_path(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
     return Path(path)
 
 
