@@ -27,7 +27,8 @@ test: $(STAMP)
 
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
 # 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h); the last three
-# share the 200-step networks of runs/bench_batch (trained by the first of them, ~20 min), then track (~25 min).
+# share the 200-step networks of runs/bench_batch (trained by the first of them, ~20 min), then track (~25 min);
+# bench_inference times a stage-2 frame eager and traced (~1 min); bench_demo runs `make demo` on a fresh clone (~10 min).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
@@ -39,6 +40,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_batch_tracking.py --steps 200 --sequences 12 --frames 80
 	$(PY) benchmarks/bench_long_run.py
 	$(PY) benchmarks/bench_own_cameras.py
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_demo.py
 
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples

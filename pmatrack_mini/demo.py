@@ -49,7 +49,7 @@ def track_both(base, pmatrack, seqs: list, out: Path, batch: int) -> dict:
     baseline given the exact homography of every frame (``homography.txt``: what perfect alignment would bring)."""
     (m1, c1), (m2, c2) = base, pmatrack
     trackers = {"baseline": Tracker(m1, c1, prealign="first-frame"),
-                "PMATrack": Tracker(m2, c2, prealign="first-frame", tocu=TOCUConfig()),
+                "PMATrack": Tracker(m2, c2, prealign="first-frame", tocu=TOCUConfig(), traced=True),
                 "exact": Tracker(m1, c1, prealign="oracle")}
     done = {}
     for label, tracker in trackers.items():

@@ -177,7 +177,7 @@ class Workspace:
         """Everything a row's tracked numbers depend on besides the workspace's config: the tracker's settings
         (TOCU's thresholds included) and the package version. Stored with the row's record; a record made with
         another setting is tracked again, never reused."""
-        return dict(prealign=row.prealign, routing=row.routing, hann=True,
+        return dict(prealign=row.prealign, routing=row.routing, hann=True, traced=True,
                     tocu=dataclasses.asdict(TOCUConfig()) if row.tocu else None, package=__version__)
 
     def track_row(self, row: Row) -> dict:
@@ -194,7 +194,7 @@ class Workspace:
         ckpt = self.stage1() if row.network == "stage1" else self.stage2(row.network)
         model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
         tracker = Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
-                          tocu=TOCUConfig(**setting["tocu"]) if setting["tocu"] else None)
+                          tocu=TOCUConfig(**setting["tocu"]) if setting["tocu"] else None, traced=setting["traced"])
         out = {}
         for lvl in self.rc.levels + (STRESS,):
             seqs = self.data("test", lvl)

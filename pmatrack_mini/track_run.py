@@ -181,6 +181,9 @@ def add_cli(sub) -> None:
                    help="result rows: lasher (x,y,w,h with decimals, default), official (4 space-separated integers, "
                         "as the official tracker writes), corners (RGBT234's 8 corner values, PMATrack_<seq>.txt)")
     t.add_argument("--device", default="cpu")
+    t.add_argument("--eager", action="store_true",
+                   help="run DPE's U-Nets eagerly (the reference) instead of traced and frozen (faster on a CPU, the "
+                        "same results to float rounding)")
     t.add_argument("--quiet", action="store_true")
     add_video_arguments(t)
     t.set_defaults(func=_cmd_track)
@@ -202,7 +205,8 @@ def _cmd_track(args) -> None:
         if missing:
             raise PMATrackError(f"--prealign oracle needs homography.txt; {missing[0]} has none (generated data only)")
     use_tocu = args.tocu if args.tocu is not None else (cfg.train.stage == 2 and args.prealign != "oracle")
-    tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None)
+    tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None,
+                      traced=not args.eager)
     meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage,
                 routing=cfg.align.routing if cfg.train.stage == 2 else None)
     if not args.dataset:

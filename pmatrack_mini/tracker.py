@@ -38,6 +38,7 @@ from .errors import PMATrackError
 from .geometry import (box_center, cxcywh_to_xywh, fit_box_homography, homography_problem, invert, resize_homography,
                        valid_box, warp_boxes)
 from .models.head import decode
+from .models.inference import traced_for_inference
 from .profile import frame_macs, network_cost_table
 from .tocu import TOCU, TOCUConfig, lift_alignment
 from .track_outputs import frame_row
@@ -72,20 +73,25 @@ class TrackState:
 
 class Tracker:
     """``tocu``: a TOCUConfig to update the running homography from the network's alignment (stage-2 networks,
-    ``prealign`` none or first-frame), or None to keep it fixed.
+    ``prealign`` none or first-frame), or None to keep it fixed. ``traced``: run DPE's U-Nets traced and frozen
+    (``models.inference``: the same outputs to float rounding, faster on a CPU); MACs are still counted on the eager
+    network.
 
     Two interfaces on one code path: ``initialize`` / ``track`` follow one sequence (OSTrack's); ``start`` / ``step``
     follow several, each with its own :class:`TrackState`, and run the network once per frame index on the stacked
     crops (``track_run.track_dataset --batch``). ``track`` is ``step`` on a batch of one."""
 
     def __init__(self, model: torch.nn.Module, cfg: Config, device="cpu", hann: bool = True,
-                 prealign: str = "first-frame", tocu: TOCUConfig | None = None):
+                 prealign: str = "first-frame", tocu: TOCUConfig | None = None, traced: bool = False):
         if prealign not in PREALIGN:
             raise PMATrackError(f"prealign must be one of {PREALIGN}, got {prealign!r}")
         if tocu is not None and (cfg.train.stage != 2 or prealign == "oracle"):
             raise PMATrackError("TOCU updates the running homography from a stage-2 network's alignment; "
                                 f"not available with a stage-{cfg.train.stage} network or prealign {prealign!r}")
         self.model = model.to(device).eval()
+        self.reference = self.model             # the eager network: MACs are counted on it
+        if traced:                              # DPE's U-Nets traced and frozen (models.inference); same outputs
+            self.model = traced_for_inference(self.model)
         self.cfg, self.device, self.prealign, self.tocu_cfg = cfg, torch.device(device), prealign, tocu
         self.window = hann2d(cfg.model.feat_size).to(self.device) if hann else None
         self.current: TrackState | None = None        # the sequence of initialize / track
@@ -154,7 +160,7 @@ class Tracker:
         box = valid_box(box, "initial box")
         m = self.cfg.model
         if self.cost_table is None:
-            self.cost_table = network_cost_table(self.model)
+            self.cost_table = network_cost_table(self.reference)
         rgb_size = (rgb.shape[1], rgb.shape[0])
         if self.prealign == "first-frame" and H0 is not None:
             problem = homography_problem(H0)

@@ -1,0 +1,49 @@
+"""Inference-only speed-up: DPE's U-Nets traced once and frozen.
+
+A DPE call is about 13 % of the tracker's multiply-adds but, eager on a CPU, one of the slowest parts of a frame:
+each U-Net block is a 1 x 1 conv, seven 3 x 3 depthwise convs on a few channels and a fusing conv, each followed by a
+batch norm (and a GELU), so a call launches some 150 small kernels. ``torch.jit.trace`` + ``optimize_for_inference``
+(which freezes the module, folds each batch norm into its convolution and fuses what it can) turns them into far
+fewer, larger ones; nothing else of the network changes. The eager network stays the reference: outputs agree to
+float rounding (tests), and every caller can switch the speed-up off (``Tracker(..., traced=False)``,
+``track --eager``). Measured on 2 cores in ``benchmarks/bench_inference.py`` (``results/inference_speed.json``).
+
+Only for evaluation: a traced U-Net has no gradients and no batch-norm statistics to update.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+import torch.nn as nn
+
+
+class TracedUNet(nn.Module):
+    """A frozen, traced copy of a ``TinyUNet``: the same (B, C, H, W) -> ((B, C, H, W), [levels]) call."""
+
+    def __init__(self, unet: nn.Module, example: torch.Tensor):
+        super().__init__()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")                    # trace's notes on shape arithmetic it records
+            traced = torch.jit.trace(unet.eval(), (example,), check_trace=False)
+            self.traced = torch.jit.optimize_for_inference(traced) if example.device.type == "cpu" else \
+                torch.jit.freeze(traced)
+
+    def forward(self, x: torch.Tensor):
+        out, levels = self.traced(x)
+        return out, list(levels)
+
+
+def traced_for_inference(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode) whose DPE U-Nets run traced and frozen; ``model`` itself is untouched. A
+    network without DPE comes back as an unchanged copy."""
+    from .experts.dpe import DPE
+
+    fast = copy.deepcopy(model).eval()
+    for module in fast.modules():
+        if isinstance(module, DPE):
+            param = next(module.unet.parameters())
+            example = torch.randn(2, module.dim, module.grid, module.grid, device=param.device, dtype=param.dtype)
+            module.unet = TracedUNet(module.unet, example)
+    return fast
