@@ -7,7 +7,8 @@ Networks: the cpu-mini stage-1 tracker and the cpu-mini stage-2 network (the exp
 random weights (speed does not depend on them), batch 1, the machine's threads. Each stage-2 routing is timed:
 ``tre`` / ``fme`` / ``dpe`` (that expert at every stage: a hard-routed frame costs between the first and the last)
 and ``soft`` (all three at every stage), eager and traced. Per setting:
-the median forward time (``profile.component_seconds``, ``repeats`` forwards after two warm-ups), its MACs (fvcore,
+the median forward time (``profile.component_seconds``: ``repeats`` forwards after two warm-ups, in ``rounds`` rounds
+with eager and traced alternated; the median round), its MACs (fvcore,
 ``profile.component_macs``), GMAC/s, and the goal's ratio: time / (MACs / stage-1 MACs per second).
 """
 from __future__ import annotations
@@ -26,6 +27,10 @@ from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 GOAL_RATIO = 1.3
 
 
+def median(values: list) -> float:
+    return float(sorted(values)[len(values) // 2])
+
+
 def inputs(cfg) -> tuple:
     m = cfg.model
     z = torch.randn(1, 3, m.template_size, m.template_size)
@@ -35,7 +40,8 @@ def inputs(cfg) -> tuple:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=10, help="forwards per round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, eager and traced alternated; medians reported")
     p.add_argument("--out", default="results/inference_speed.json")
     a = p.parse_args(argv)
     t_start = time.perf_counter()
@@ -47,7 +53,7 @@ def main(argv=None):
     traced = traced_for_inference(stage2)
     x1, x2 = inputs(cfg1), inputs(cfg2)
 
-    s1 = component_seconds(stage1, x1, repeats=a.repeats)
+    s1 = component_seconds(stage1, x1, repeats=a.repeats * a.rounds)
     macs1 = component_macs(stage1, x1)["stage 1"]["total"]
     rate1 = macs1 / s1["total"]
     print(f"stage 1: {1e3 * s1['total']:.1f} ms, {macs1 / 1e9:.2f} GMACs, {rate1 / 1e9:.1f} GMAC/s")
@@ -55,8 +61,14 @@ def main(argv=None):
     rows = {}
     for routing in ("tre", "fme", "dpe", "soft"):
         macs = macs2[routing]["total"]
-        for name, net in (("eager", stage2), ("traced", traced)):
-            sec = component_seconds(net, x2, routing=routing, repeats=a.repeats)
+        rounds = {"eager": [], "traced": []}               # alternated, so a drift of the machine hits both alike
+        for _ in range(a.rounds):
+            for name, net in (("eager", stage2), ("traced", traced)):
+                rounds[name].append(component_seconds(net, x2, routing=routing, repeats=a.repeats))
+        for name in ("eager", "traced"):
+            sec = dict(total=median([r["total"] for r in rounds[name]]),
+                       components={k: median([r["components"][k] for r in rounds[name]])
+                                   for k in rounds[name][0]["components"]})
             at_rate = macs / rate1
             rows[f"{routing} {name}"] = dict(
                 ms=1e3 * sec["total"], gmacs=macs / 1e9, gmac_per_s=macs / sec["total"] / 1e9,
@@ -70,6 +82,7 @@ def main(argv=None):
                      f"every routing, traced U-Nets", worst_ratio=worst, met=worst <= GOAL_RATIO)
     print(f"goal: worst ratio {worst:.2f} (<= {GOAL_RATIO}): {'met' if goal['met'] else 'NOT met'}")
     write_json_atomic(a.out, dict(run_record(argv), total_seconds=time.perf_counter() - t_start, repeats=a.repeats,
+                                  rounds=a.rounds,
                                   stage1=dict(ms=1e3 * s1["total"], gmacs=macs1 / 1e9, gmac_per_s=rate1 / 1e9,
                                               components_ms={k: 1e3 * v for k, v in s1["components"].items()}),
                                   stage2=rows, goal=goal))

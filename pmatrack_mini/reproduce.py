@@ -173,17 +173,17 @@ class Workspace:
         return f"{row.network}_{row.prealign}_{row.routing or 'none'}_{'tocu' if row.tocu else 'notocu'}"
 
     @staticmethod
-    def row_setting(row: Row) -> dict:
+    def row_setting(row: Row, traced: bool = True) -> dict:
         """Everything a row's tracked numbers depend on besides the workspace's config: the tracker's settings
-        (TOCU's thresholds included) and the package version. Stored with the row's record; a record made with
-        another setting is tracked again, never reused."""
-        return dict(prealign=row.prealign, routing=row.routing, hann=True, traced=True,
+        (TOCU's thresholds, traced or eager U-Nets) and the package version. Stored with the row's record; a record
+        made with another setting is tracked again, never reused."""
+        return dict(prealign=row.prealign, routing=row.routing, hann=True, traced=traced,
                     tocu=dataclasses.asdict(TOCUConfig()) if row.tocu else None, package=__version__)
 
     def track_row(self, row: Row) -> dict:
         """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}. Kept in
         DIR/results/<setting>.json, so that a rerun (after an interruption, or for the other table) reuses it."""
-        key, setting = self.row_key(row), self.row_setting(row)
+        key, setting = self.row_key(row), self.row_setting(row, traced=not self.rc.tiny)   # toy nets: tracing > saving
         record = self.root / "results" / f"{key}.json"
         if record.is_file():
             kept = read_json(record)

@@ -1,5 +1,5 @@
-"""make demo at toy size: the baseline, PMATrack and the exact-alignment ceiling run, the printed scores are those of
-the written results, and the GIF shows RGB beside TIR."""
+"""make demo at toy size (the toy networks of conftest): the baseline, PMATrack and the exact-alignment ceiling run,
+the printed scores are those of the written results, and the GIF shows RGB beside TIR."""
 import numpy as np
 from PIL import Image
 
@@ -14,7 +14,13 @@ def test_median_column_reads_the_align_csv_rows():
     assert np.isnan(demo.median_column(rows, "residual_network_px"))
 
 
-def test_demo_runs_both_trackers_and_reports_what_it_wrote(tmp_path, capsys):
+def test_demo_runs_both_trackers_and_reports_what_it_wrote(tmp_path, capsys, monkeypatch, stage1_checkpoint,
+                                                         stage2_checkpoint):
+    # the toy networks of conftest instead of the demo's trainings (trained.py's own tests train those)
+    from pmatrack_mini.models import model_from_checkpoint
+
+    monkeypatch.setattr(demo, "stage1_tracker", lambda *a, **k: model_from_checkpoint(stage1_checkpoint)[:2])
+    monkeypatch.setattr(demo, "stage2_network", lambda *a, **k: model_from_checkpoint(stage2_checkpoint)[:2])
     out = tmp_path / "demo"
     assert demo.main(["--out", str(out), "--sequences", "2", "--frames", "10", "--stage1-steps", "2",
                       "--stage2-steps", "1", "--batch-size", "4"]) == 0

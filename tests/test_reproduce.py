@@ -41,7 +41,7 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     full_row = next(r for r in COMPONENT_ROWS if r.label == "Full (router + TOCU)")
     record = out / "results" / f"{Workspace.row_key(full_row)}.json"
     kept = json.loads(record.read_text())
-    assert kept["setting"] == Workspace.row_setting(full_row) and kept["setting"]["tocu"]
+    assert kept["setting"] == Workspace.row_setting(full_row, traced=False) and kept["setting"]["tocu"]
     kept["setting"]["tocu"]["min_change_px"] += 1.0
     kept["levels"]["dynamic"]["PR"] = -1.0
     record.write_text(json.dumps(kept))
@@ -49,7 +49,7 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     assert main(["reproduce", "--table", "components", "--out", str(out), "--fast", "--quiet"]) == 0
     assert "tracked with other tracker settings" in capsys.readouterr().err
     again = json.loads(record.read_text())
-    assert again["setting"] == Workspace.row_setting(full_row)
+    assert again["setting"] == Workspace.row_setting(full_row, traced=False)
     assert {k: again["levels"]["dynamic"][k] for k in ("PR", "NPR", "SR")} == {k: full[k] for k in ("PR", "NPR", "SR")}
     # a cache made with another configuration is refused, nothing written
     (out / "reproduce.json").write_text(json.dumps({"config": {"stage1_steps": 1}}))
