@@ -181,7 +181,7 @@ def overlay_png(rgb: np.ndarray, tir: np.ndarray, H: np.ndarray, pairs: np.ndarr
     board = (((xs // cell + ys // cell) % 2 == 1)[..., None] * cover) > 0.5            # (h, w, 1)
     checker = np.where(board, warped, rgb)
     mapped = apply_homography(Hinv, pairs[:, 2:])                                        # (N, 2) RGB px
-    fig = Figure(figsize=(2 * 4.5 * w / max(h, 1) + 0.4, 5.0), dpi=100, layout="constrained")
+    fig = Figure(figsize=(2 * 4.5 * w / max(h, 1) + 0.4, 5.0), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     for k, (img, name) in enumerate(((blend, "TIR warped by $H^{-1}$, blended"), (checker, "checkerboard"))):
         ax = fig.add_subplot(1, 2, k + 1)
@@ -193,7 +193,7 @@ def overlay_png(rgb: np.ndarray, tir: np.ndarray, H: np.ndarray, pairs: np.ndarr
             ax.scatter(mapped[~inliers, 0], mapped[~inliers, 1], s=40, marker="x", color="0.6", label="outliers")
         ax.set(title=name, xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5))
         ax.axis("off")
-    fig.axes[0].legend(fontsize=7, loc="lower left")
+    fig.axes[0].legend(fontsize=9, loc="lower left")
     fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -278,7 +278,7 @@ def plot_curves(reports: dict, path: str | Path | None = None, title: str = ""):
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
     for label, rep in reports.items():
         c = rep["curves"]
         ax1.plot(c["pr_thresholds"], c["PR"], label=f"{label} [{rep['PR']:.3f}]")
@@ -288,7 +288,7 @@ def plot_curves(reports: dict, path: str | Path | None = None, title: str = ""):
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=8, loc="lower left" if ax is ax2 else "lower right")
+        ax.legend(fontsize=9, loc="lower left" if ax is ax2 else "lower right")
     fig.tight_layout()
     if path is not None:
         with atomic_path(path) as tmp:
