@@ -10,6 +10,7 @@
                         [--routing router|soft|tre|fme|dpe] [--tocu/--no-tocu]
     pmatrack-mini profile --preset cpu-mini|paper [--stage 1|2] | --checkpoint CKPT [--routing ...] [--json F]
     pmatrack-mini reproduce --table components|progressive|all --out DIR [--fast]
+    pmatrack-mini scorecard [--results DIR] [--json F] [--readme README.md]
 
 Bad input ends with ``error: ...`` on stderr and exit status 2, never with a traceback: argparse's own
 usage errors, the package's :class:`PMATrackError` (bad files, arguments, configs, checkpoints) and
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate(sub)
     from .models.official import add_cli as add_convert
     add_convert(sub)
+    from .scorecard import add_cli as add_scorecard
+    add_scorecard(sub)
     return p
 
 

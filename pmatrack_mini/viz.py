@@ -14,6 +14,16 @@ from .utils import atomic_path
 GREEN, RED = (0, 220, 0), (255, 40, 40)
 
 
+NOTEBOOK_STYLE = {"figure.dpi": 110, "font.size": 9, "legend.fontsize": 9, "axes.titlesize": 10}
+
+
+def notebook_style() -> None:
+    """The notebooks' figure settings: stored figures readable at 110 dpi with text of 9 pt or more."""
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(NOTEBOOK_STYLE)
+
+
 def _rect(img, box, color):
     x, y, w, h = np.round(box).astype(int)
     cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), color, 1)
