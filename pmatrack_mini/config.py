@@ -101,6 +101,8 @@ class AlignConfig:
     router_channels: int = 4         # per-token channels kept by the router (spatial layout survives pooling)
     router_hidden: int = 64
     tcmda: bool = True               # False: stages predict alignment only (experts measured alone)
+    one_shot: bool = False           # the ablation: one stage at the centre block regresses all four parameters,
+                                     # TCMDA at the scale and refine blocks fuses with that one estimate
     tcmda_heads: int = 4             # cpu-mini: 4 heads of 48 channels; paper: 8 heads of 96
     tcmda_points: int = 4            # K sampling points per head (paper: 4)
     lambda_p: float = 1.0            # parameter loss L_p (smooth L1, translation in feature cells)
@@ -146,6 +148,8 @@ class AlignConfig:
         require(self.router_input in ROUTER_INPUTS, "align.router_input", self.router_input,
                 f"one of {', '.join(ROUTER_INPUTS)}")
         require(self.dpe_base % 16 == 0, "align.dpe_base", self.dpe_base, "a multiple of 16")
+        require(not self.one_shot or self.stages == STAGE_ROLES, "align.one_shot", self.one_shot,
+                f"used with all three stages {STAGE_ROLES} (their blocks place the one stage and the fusions)")
 
     def layer_of(self, role: str) -> int:
         return self.layers[STAGE_ROLES.index(role)]

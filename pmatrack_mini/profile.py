@@ -235,7 +235,7 @@ def frame_macs(table: dict, records: list, i: int = 0) -> int:
 def component_macs(model, inputs: tuple, routings=("router", "soft", "tre", "fme", "dpe")) -> dict:
     """MACs of one forward (fvcore) per routing mode, split by component:
     {routing: {"total", "components": {"backbone", "head", "<role>.router", "<role>.<expert>", "<role>.tcmda",
-    "<role>.warp"}}}. A stage-1 tracker gives {"stage 1": {...}} with backbone and head only. Under ``router``
+    "<role>.warp"[, "fusions.tcmda"]}}} (the last for a one-shot network's TCMDA modules). A stage-1 tracker gives {"stage 1": {...}} with backbone and head only. Under ``router``
     (hard routing) the experts counted are those the router chose for ``inputs``."""
     stages = getattr(model, "stages", None)
     if stages is None:
@@ -257,6 +257,8 @@ def component_macs(model, inputs: tuple, routings=("router", "soft", "tre", "fme
                     comp[f"{role}.{n}"] = mods.get(f"{st}.dmae.experts.{n}", 0)
                 comp[f"{role}.tcmda"] = mods.get(f"{st}.tcmda", 0)
                 comp[f"{role}.warp"] = mods.get(st, 0) - mods.get(f"{st}.dmae", 0) - mods.get(f"{st}.tcmda", 0)
+            if len(getattr(model, "fusions", ())):                          # the one-shot ablation's fusions
+                comp["fusions.tcmda"] = mods.get("fusions", 0)
             out[r] = dict(total=c["total"], components=comp)
     finally:
         model.routing = routing

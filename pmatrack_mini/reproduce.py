@@ -33,7 +33,7 @@ from .data.synth_sets import cached_dataset
 from .errors import PMATrackError
 from .evaluate import evaluate_predictions
 from .models.checkpoint import checkpoint_config, model_from_checkpoint
-from .reproduce_report import STRESS, failure_report, write_table
+from .reproduce_report import ONE_SHOT, STRESS, failure_report, write_table
 from .tocu import TOCUConfig
 from .track_run import track_dataset
 from .tracker import Tracker
@@ -71,6 +71,7 @@ VARIANTS = {                             # stage-2 networks: name -> align overr
     "all": {},
     "center": dict(stages=("center",)),
     "center_scale": dict(stages=("center", "scale")),
+    "one_shot": dict(one_shot=True),     # all four parameters at one stage, TCMDA at all three blocks
 }
 
 
@@ -100,6 +101,7 @@ PROGRESSIVE_ROWS = (
     Row("Centre only", "center", "first-frame", "router", True, paper=(63.2, 57.8, 49.4, None, None, None, None)),
     Row("Centre + scale", "center_scale", "first-frame", "router", True, paper=(63.6, 58.3, 49.4, None, None, None, None)),
     Row("Centre + scale + refine", "all", "first-frame", "router", True, paper=(64.4, 58.7, 50.6, None, None, None, None)),
+    Row(ONE_SHOT, "one_shot", "first-frame", "router", True),
 )
 TABLES = {"components": COMPONENT_ROWS, "progressive": PROGRESSIVE_ROWS}
 class Workspace:

@@ -21,9 +21,13 @@ PAPER_COLUMNS = ("LasHeR-UA PR", "LasHeR-UA NPR", "LasHeR-UA SR", "MUART244 PR",
 
 # The paper's orderings, as (table, [row labels in the claimed increasing order], metric, level of ours)
 _COMPONENTS = ["Baseline", "TRE only", "FME only", "DPE only", "Full (router + TOCU)"]
-_PROGRESSIVE = ["Baseline + static pre-alignment", "Centre only", "Centre + scale", "Centre + scale + refine"]
+STATIC = "Baseline + static pre-alignment"
+STAGES = ("Centre only", "Centre + scale", "Centre + scale + refine")
+ONE_SHOT = "One-shot (all four parameters at one stage)"     # ours: progressive against one-shot, equal fusion
+_PROGRESSIVE = [STATIC, *STAGES]
 ORDERINGS = (("components", _COMPONENTS, "PR", "small"), ("components", _COMPONENTS, "PR", "dynamic"),
-             ("progressive", _PROGRESSIVE, "PR", "small"), ("progressive", _PROGRESSIVE, "PR", "dynamic"))
+             ("progressive", _PROGRESSIVE, "PR", "small"), ("progressive", _PROGRESSIVE, "PR", "dynamic"),
+             ("progressive", [ONE_SHOT, STAGES[-1]], "PR", "dynamic"))
 
 
 def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
@@ -86,7 +90,7 @@ def ordering_lines(table: str, results: dict, per_seq: dict | None = None) -> li
 
 
 FULL, NO_TOCU, ORACLE = "Full (router + TOCU)", "Router without TOCU", "Oracle alignment (stage 1)"
-TRE_ONLY, DPE_ONLY = "TRE only", "DPE only"
+TRE_ONLY, FME_ONLY, DPE_ONLY = "TRE only", "FME only", "DPE only"
 BASELINES = ("Baseline", "Baseline + static pre-alignment")
 
 

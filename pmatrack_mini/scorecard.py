@@ -21,14 +21,11 @@ from pathlib import Path
 
 from .errors import PMATrackError
 from .intervals import interval_text, mean_difference, paired_interval, paired_values, verdict
+from .reproduce_report import DPE_ONLY as DPE, FME_ONLY as FME, FULL, NO_TOCU, ONE_SHOT, STAGES, STATIC, STRESS
+from .reproduce_report import TRE_ONLY as TRE
 from .utils import read_json, write_json_atomic, write_text_atomic
 
 BEGIN, END = "<!-- scorecard -->", "<!-- /scorecard -->"
-STATIC, ORACLE = "Baseline + static pre-alignment", "Oracle alignment (stage 1)"
-TRE, FME, DPE = "TRE only", "FME only", "DPE only"
-NO_TOCU, FULL = "Router without TOCU", "Full (router + TOCU)"
-STAGES = ("Centre only", "Centre + scale", "Centre + scale + refine")
-ONE_SHOT = "One-shot (all four parameters at one stage)"
 SOURCES = ("reproduce/components.json", "reproduce/progressive.json", "stage2_alignment.json", "router_inputs.json")
 LEVEL = "dynamic"                        # the level where alignment matters: the offset drifts through the sequence
 
@@ -153,7 +150,7 @@ def tocu_helps(comp: Table) -> Claim:
 
 def modality_failure(comp: Table) -> Claim:
     claim = "Gap: the paper does not test a modality that fails (target gone in RGB or TIR)"
-    stress = "stress"
+    stress = STRESS
     if comp.missing(STATIC, FULL) or stress not in comp.rows[FULL]:
         return _not_measured(claim, comp, comp.missing(STATIC, FULL) or ["stress set"], "09")
     word, text = comp.difference(STATIC, FULL, level=stress)

@@ -75,6 +75,30 @@ def test_progressive_stages_and_their_records(stage1_ckpt, samples):
             assert centre["params"][:, 2:4].abs().max() == 0             # the centre stage keeps scale 1
 
 
+def test_one_shot_regresses_all_four_at_one_stage_with_as_many_fusions(stage1_ckpt, samples):
+    """The one-shot ablation: one "refine"-role stage after the centre block (shift and log scales at once), TCMDA
+    after the scale and refine blocks guided by its H: as many TCMDA modules as the progressive network."""
+    from pmatrack_mini.models.tcmda import TCMDA
+
+    b = PairSampler(samples, get_config("cpu-mini").model, get_config("cpu-mini", stage=2).train).batch(0, 3)
+    tcmdas = lambda net: sum(isinstance(m, TCMDA) for m in net.modules())
+    one = build_model(_stage2(stage1_ckpt, one_shot=True))
+    assert tcmdas(one) == tcmdas(build_model(_stage2(stage1_ckpt))) == 3 and len(one.stages) == 1
+    load_stage1(one, stage1_ckpt)                                  # the fusions are new weights, like the stages
+    one.eval()
+    with torch.no_grad():
+        out = one(b["z_rgb"], b["x_rgb"], b["z_tir"], b["x_tir"])
+        assert [r["role"] for r in out["align"]] == ["refine"] and torch.equal(out["H"], out["align"][0]["H"])
+        for p in one.fusions[-1].parameters():                     # the last fusion is on the head's path
+            p.add_(0.5 * torch.randn_like(p))                      # (a constant shift would vanish in LayerNorm)
+        moved = one(b["z_rgb"], b["x_rgb"], b["z_tir"], b["x_tir"])
+    assert not torch.allclose(out["score_map"], moved["score_map"])
+    align, tracker = one.trainable_parameters()
+    assert {id(p) for p in one.fusions.parameters()} <= {id(p) for p in align} and not tracker
+    with pytest.raises(PMATrackError, match="align.one_shot"):
+        _stage2(stage1_ckpt, one_shot=True, stages=("center", "scale"))
+
+
 def test_stage2_step_trains_the_stages_only(stage1_ckpt, samples):
     cfg = _stage2(stage1_ckpt)
     net = build_model(cfg)
@@ -93,7 +117,7 @@ def test_stage2_step_trains_the_stages_only(stage1_ckpt, samples):
 
 
 @pytest.mark.parametrize("align", [dict(), dict(routing="tre"), dict(experts=("fme",)),
-                                   dict(experts=("tre", "fme"), routing="fme")])
+                                   dict(experts=("tre", "fme"), routing="fme"), dict(one_shot=True)])
 def test_every_trainable_parameter_gets_a_gradient(stage1_ckpt, samples, align):
     """What multi-process training (DDP) needs. Training with one named expert never reaches the routers or the
     other experts: they are frozen."""

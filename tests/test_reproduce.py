@@ -26,7 +26,9 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     assert len(curves["PR"]) == len(curves["pr_thresholds"]) and 0 <= min(curves["SR"]) <= max(curves["SR"]) <= 1
     cost = prog["cost"]                                       # written last: everything DIR holds
     assert cost["stage2_runs"] == ["stage2_all", "stage2_center", "stage2_center_scale", "stage2_dpe", "stage2_fme",
-                                   "stage2_tre"]
+                                   "stage2_one_shot", "stage2_tre"]
+    assert "- One-shot (all four parameters at one stage) < Centre + scale + refine in PR at offset dynamic: " in \
+        (out / "progressive.md").read_text()
     assert cost["tracked_frames"] > 0 and cost["total_s"] > cost["tracking_s"] > 0
     text = (out / "components.md").read_text()
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
@@ -36,7 +38,7 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
     assert len(settings) == len({(r.network, r.prealign, r.routing, r.tocu) for r in COMPONENT_ROWS + PROGRESSIVE_ROWS})
     trained = sorted(p.name for p in (out / "runs").iterdir())
     assert trained == ["stage1", "stage2_all", "stage2_center", "stage2_center_scale", "stage2_dpe", "stage2_fme",
-                       "stage2_tre"]
+                       "stage2_one_shot", "stage2_tre"]
     # a row tracked with other tracker settings (here TOCU's floor) is tracked again, never reused
     full_row = next(r for r in COMPONENT_ROWS if r.label == "Full (router + TOCU)")
     record = out / "results" / f"{Workspace.row_key(full_row)}.json"

@@ -94,7 +94,7 @@ def model_from_checkpoint(path, device="cpu", expect_preset: str | None = None, 
     return model.to(device).eval(), cfg, int(state["step"])
 
 
-def load_fitting(model, weights: dict, path, cfg: Config, skip_missing: str | None = None) -> None:
+def load_fitting(model, weights: dict, path, cfg: Config, skip_missing: str | tuple | None = None) -> None:
     """Load ``weights`` into ``model`` or raise a PMATrackError naming what does not fit: tensors of another shape
     (with the expert size fields of ``cfg`` when an expert's tensor is among them: a checkpoint made with other
     expert widths), missing or unexpected names. Missing names starting with ``skip_missing`` are allowed."""
@@ -129,7 +129,7 @@ def load_stage1(model, path) -> Config:
     diff = differences(cfg1.model, net.cfg, ignore=("pretrained",))   # where its weights came from does not matter
     if diff:
         raise PMATrackError(f"{path}: stage-1 tracker of another size (checkpoint vs this run: {diff})")
-    load_fitting(net, state["model"], path, cfg1, skip_missing="stages.")
+    load_fitting(net, state["model"], path, cfg1, skip_missing=("stages.", "fusions."))
     return cfg1
 
 

@@ -18,6 +18,11 @@ TRE / FME / DPE) predicts the stage's parameters, anchored at the search-crop ce
 means "the crops already agree".) Then TCMDA (``models.tcmda``) fuses the two modalities' search tokens guided by
 H_k, and the blocks continue. The head reads the final RGB and TIR search maps, as in stage 1.
 
+The one-shot ablation (``align.one_shot``): a single stage after the centre block regresses all four parameters at
+once (a "refine"-role DMAE: shift and log scales, supervised with the whole residual), and TCMDA modules after the
+scale and refine blocks (``fusions``) fuse with that one estimate: the same number of TCMDA modules as the
+progressive network, so that "progressive beats one-shot" is not confounded with extra fusion.
+
 Stage 2 trains the stages with the tracker frozen (the paper; ``train.freeze_tracker``): the frozen backbone and
 head stay in eval mode (no drop-path, no batch-norm statistics updates), gradients still flow through the frozen
 blocks to the earlier stages. When ``align.routing`` names one expert of several, training runs that expert alone,
@@ -86,9 +91,13 @@ class PMATrackNet(BaselineNet):
     def __init__(self, cfg: Config):
         super().__init__(cfg.model)
         a = cfg.align
-        self.roles = tuple(a.stages)
-        self.stage_after = {a.layer_of(r): k for k, r in enumerate(self.roles)}   # block index -> stage index
+        self.roles = ("refine",) if a.one_shot else tuple(a.stages)
+        self.stage_after = {a.layer_of(r): k for k, r in enumerate(a.stages[:len(self.roles)])}   # block -> stage
         self.stages = nn.ModuleList(AlignmentStage(r, cfg) for r in self.roles)
+        fused = [a.layer_of(r) for r in a.stages[1:]] if a.one_shot and a.tcmda else []
+        self.fusion_after = {i: k for k, i in enumerate(fused)}                      # block index -> fusion index
+        self.fusions = nn.ModuleList(TCMDA(cfg.model.embed_dim, cfg.model.feat_size, cfg.model.patch_size,
+                                           a.tcmda_heads, a.tcmda_points) for _ in fused)
         self.routing = a.routing
         self.frozen_tracker = cfg.train.freeze_tracker
         if self.frozen_tracker:
@@ -120,6 +129,10 @@ class PMATrackNet(BaselineNet):
                 parts, H, rec = self.stages[k](bb.split(tokens), H, routing or self.routing)
                 tokens = bb.join(parts)
                 records.append(rec)
+            elif i in self.fusion_after:                                       # one-shot: fusion with the one H
+                (z_r, x_r), (z_t, x_t) = bb.split(tokens)
+                x_r, x_t, _ = self.fusions[self.fusion_after[i]](x_r, x_t, H)
+                tokens = bb.join([(z_r, x_r), (z_t, x_t)])
         out = self.predict(bb.norm(tokens))
         out["H"], out["align"] = H, records
         return out
@@ -131,7 +144,8 @@ class PMATrackNet(BaselineNet):
 
     def trainable_parameters(self):
         """(alignment parameters, tracker parameters that train) for the optimiser's two groups."""
-        align = [p for p in self.stages.parameters() if p.requires_grad]
-        tracker = [p for n, p in self.named_parameters() if not n.startswith("stages.") and p.requires_grad]
+        align = [p for p in list(self.stages.parameters()) + list(self.fusions.parameters()) if p.requires_grad]
+        tracker = [p for n, p in self.named_parameters() if not n.startswith(("stages.", "fusions."))
+                   and p.requires_grad]
         return align, tracker
 
