@@ -182,8 +182,8 @@ def add_cli(sub) -> None:
                         "as the official tracker writes), corners (RGBT234's 8 corner values, PMATrack_<seq>.txt)")
     t.add_argument("--device", default="cpu")
     t.add_argument("--eager", action="store_true",
-                   help="run DPE's U-Nets eagerly (the reference) instead of traced and frozen (faster on a CPU, the "
-                        "same results to float rounding)")
+                   help="run DPE's U-Nets eagerly (the reference) even with 300 frames or more to track, where they "
+                        "are otherwise traced and frozen (faster on a CPU, the same results to float rounding)")
     t.add_argument("--quiet", action="store_true")
     add_video_arguments(t)
     t.set_defaults(func=_cmd_track)
@@ -192,6 +192,7 @@ def add_cli(sub) -> None:
 def _cmd_track(args) -> None:
     check_device(args.device)
     from .models.checkpoint import model_from_checkpoint
+    from .models.inference import TRACE_FROM_FRAMES
 
     if args.dataset and (args.rgb or args.tir):
         raise PMATrackError("give either --dataset or --rgb/--tir, not both")
@@ -205,9 +206,10 @@ def _cmd_track(args) -> None:
         if missing:
             raise PMATrackError(f"--prealign oracle needs homography.txt; {missing[0]} has none (generated data only)")
     use_tocu = args.tocu if args.tocu is not None else (cfg.train.stage == 2 and args.prealign != "oracle")
+    traced = not args.eager and sum(len(s) for s in sequences) >= TRACE_FROM_FRAMES   # where tracing pays
     tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None,
-                      traced=not args.eager)
-    meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage,
+                      traced=traced)
+    meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage, traced=traced,
                 routing=cfg.align.routing if cfg.train.stage == 2 else None)
     if not args.dataset:
         meta.update(rgb=str(args.rgb), tir=str(args.tir), init=list(args.init),

@@ -67,3 +67,22 @@ def test_traced_tracker_tracks_as_the_eager_one(stage2_checkpoint, tiny_dataset)
     assert eager_dec == fast_dec                      # the same experts, TOCU decisions and MACs per frame
     assert np.abs(eager_params).max() > 1e-3          # DPE's read-out is not the identity: its U-Net matters
     assert np.allclose(eager_params, fast_params, atol=1e-4, rtol=1e-3)
+
+
+def test_track_traces_only_where_it_pays(stage2_checkpoint, tiny_dataset, tmp_path, monkeypatch):
+    """``track`` traces the U-Nets from TRACE_FROM_FRAMES frames on (here lowered to the set's 40), never with --eager,
+    and records which it did."""
+    import json
+
+    from pmatrack_mini.cli import main
+    from pmatrack_mini.models import inference
+
+    def traced(*extra):
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        assert main(["track", "--checkpoint", str(stage2_checkpoint), "--dataset", str(tiny_dataset), "--out",
+                     str(out), "--quiet", *extra]) == 0
+        return json.loads((out / "track_summary.json").read_text())["traced"]
+
+    assert sum(len(s) for s in load_dataset(tiny_dataset)) < inference.TRACE_FROM_FRAMES and traced() is False
+    monkeypatch.setattr(inference, "TRACE_FROM_FRAMES", 40)
+    assert traced() is True and traced("--eager") is False
