@@ -70,19 +70,22 @@ def test_traced_tracker_tracks_as_the_eager_one(stage2_checkpoint, tiny_dataset)
 
 
 def test_track_traces_only_where_it_pays(stage2_checkpoint, tiny_dataset, tmp_path, monkeypatch):
-    """``track`` traces the U-Nets from TRACE_FROM_FRAMES frames on (here lowered to the set's 40), never with --eager,
-    and records which it did."""
+    """``track`` traces the U-Nets from TRACE_FROM_FRAMES frames on (here lowered to one sequence's 20), never with
+    --eager, and records which it did."""
     import json
 
     from pmatrack_mini.cli import main
     from pmatrack_mini.models import inference
 
+    first = load_dataset(tiny_dataset)[0]
+    (tmp_path / "one.txt").write_text(first.name + "\n")
+
     def traced(*extra):
         out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        assert main(["track", "--checkpoint", str(stage2_checkpoint), "--dataset", str(tiny_dataset), "--out",
-                     str(out), "--quiet", *extra]) == 0
+        assert main(["track", "--checkpoint", str(stage2_checkpoint), "--dataset", str(tiny_dataset), "--list",
+                     str(tmp_path / "one.txt"), "--out", str(out), "--quiet", *extra]) == 0
         return json.loads((out / "track_summary.json").read_text())["traced"]
 
-    assert sum(len(s) for s in load_dataset(tiny_dataset)) < inference.TRACE_FROM_FRAMES and traced() is False
-    monkeypatch.setattr(inference, "TRACE_FROM_FRAMES", 40)
+    assert len(first) < inference.TRACE_FROM_FRAMES and traced() is False
+    monkeypatch.setattr(inference, "TRACE_FROM_FRAMES", len(first))
     assert traced() is True and traced("--eager") is False
