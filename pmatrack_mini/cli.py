@@ -1,6 +1,7 @@
 """The ``pmatrack-mini`` command line.
 
     pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large,dynamic} --seed S [--overwrite]
+                        [--background procedural|photo|mixed]
     pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--aligned] [--json F] [--plot F]
                        [--layout auto|lasher|lasher-unaligned|muart244|luart]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
@@ -91,7 +92,7 @@ def cmd_synth(args) -> None:
         if args.challenges is not None:
             challenges = tuple(c for c in args.challenges.split(",") if c) if args.challenges != "none" else ()
         cfg = SynthConfig(frames=args.frames, offset=args.offset, rgb_size=args.rgb_size, tir_size=args.tir_size,
-                          challenges=challenges, failure=args.failure)
+                          challenges=challenges, failure=args.failure, background=args.background)
         paths = generate_dataset(args.out, args.sequences, cfg, seed=args.seed, overwrite=args.overwrite,
                                  progress=not args.quiet)
     print(f"wrote {len(paths)} sequence(s) to {args.out} (challenges available: {', '.join(CHALLENGES)})")
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--failure", action="store_true",
                    help="add a stretch where the target vanishes in one modality (RGB blackout or TIR), tagged "
                         "modality_failure")
+    s.add_argument("--background", choices=["procedural", "photo", "mixed"], default="procedural",
+                   help="procedural textures (default), photographs (scikit-image's bundled ones) for the "
+                        "backgrounds and targets, or mixed: each sequence one or the other")
     s.add_argument("--preset", choices=["samples"], default=None, help="'samples' regenerates data_samples/")
     s.add_argument("--overwrite", action="store_true",
                    help="replace a set that OUT holds (made with other parameters, or of unknown origin); "

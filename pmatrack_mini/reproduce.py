@@ -33,7 +33,7 @@ from .data.synth_sets import cached_dataset
 from .errors import PMATrackError
 from .evaluate import evaluate_predictions
 from .models.checkpoint import checkpoint_config, model_from_checkpoint
-from .reproduce_report import ONE_SHOT, STRESS, failure_report, write_table
+from .reproduce_report import ONE_SHOT, PHOTO, STRESS, failure_report, write_table
 from .tocu import TOCUConfig
 from .track_run import track_dataset
 from .tracker import Tracker
@@ -52,6 +52,9 @@ class ReproduceConfig:
     test_frames: int = 100
     levels: tuple = ("none", "small", "large", "dynamic")
     stress_sequences: int = 8            # dynamic offset + a modality failure (``synth --failure``)
+    photo_sequences: int = 16            # dynamic offset, photographs for backgrounds and targets (``data.photos``;
+                                         # 0: no such set)
+    train_background: str = "mixed"      # both stages' training sets: textures and photographs, half each
     seed: int = 0
     tiny: bool = False                   # a toy network (``--fast``): checks the pipeline in seconds
 
@@ -62,7 +65,7 @@ TINY_ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_
 
 FAST = ReproduceConfig(stage1_steps=4, stage2_steps=2, batch_size=4, train_sequences=1, train_frames=20,
                        test_sequences=1, dynamic_test_sequences=1, test_frames=10, levels=("dynamic",),
-                       stress_sequences=1, tiny=True)
+                       stress_sequences=1, photo_sequences=0, tiny=True)   # (the CI budget: no photo set)
 
 VARIANTS = {                             # stage-2 networks: name -> align overrides
     "tre": dict(experts=("tre",)),       # single-expert networks: the paper's +TRE / +FME / +DPE rows
@@ -123,21 +126,29 @@ class Workspace:
         else:
             write_json_atomic(record, dict(config=mine))
 
+    def test_sets(self) -> tuple:
+        """The test sets every row is tracked on: the offset levels, the stress set and (unless 0 sequences) the
+        photograph set."""
+        return self.rc.levels + (STRESS,) + ((PHOTO,) if self.rc.photo_sequences else ())
+
     def data(self, kind: str, level: str) -> list:
-        """Generated sets: ``train`` / ``test`` at an offset level, or the ``test`` ``stress`` set (dynamic offset
-        with a stretch where the target vanishes in one modality)."""
+        """Generated sets: ``train`` / ``test`` at an offset level (training sets with ``train_background``), or the
+        ``test`` sets ``stress`` (dynamic offset with a stretch where the target vanishes in one modality) and
+        ``photo`` (dynamic offset, photographs for the backgrounds and targets)."""
         rc = self.rc
         n, frames, seed = ((rc.train_sequences, rc.train_frames, 300) if kind == "train"
                            else (rc.dynamic_test_sequences if level == "dynamic" else rc.test_sequences,
                                  rc.test_frames, 9500))
-        failure = level == STRESS
-        if failure:
-            n, level, seed = rc.stress_sequences, "dynamic", seed + 10
+        failure, background, name = level == STRESS, rc.train_background if kind == "train" else "procedural", level
+        if level in (STRESS, PHOTO):
+            n, level, seed = ((rc.stress_sequences, "dynamic", seed + 10) if failure else
+                              (rc.photo_sequences, "dynamic", seed + 20))
+            background = "photo" if name == PHOTO else background
         seed += rc.seed + ["none", "small", "large", "dynamic"].index(level)
-        folder = self.root / "data" / f"{kind}_{STRESS if failure else level}"
+        folder = self.root / "data" / f"{kind}_{name}"
         if folder.name not in self._sets:
             self._sets[folder.name] = cached_dataset(folder, n, frames, level, seed, progress=self.progress,
-                                                           failure=failure)
+                                                     failure=failure, background=background)
         return self._sets[folder.name]
 
     def stage1(self) -> Path:
@@ -198,7 +209,7 @@ class Workspace:
         tracker = Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
                           tocu=TOCUConfig(**setting["tocu"]) if setting["tocu"] else None, traced=setting["traced"])
         out = {}
-        for lvl in self.rc.levels + (STRESS,):
+        for lvl in self.test_sets():
             seqs = self.data("test", lvl)
             folder = self.root / "results" / key / lvl
             if self.progress:

@@ -15,6 +15,7 @@ from .intervals import gap_share, interval_text, mean_difference, paired_interva
 from .utils import machine_info, read_json, write_json_atomic, write_text_atomic
 
 STRESS = "stress"                        # the modality-failure set, reported on its own
+PHOTO = "photo"                          # the photograph set (dynamic offset), reported on its own
 # what the paper tuple of a row holds (reproduce.Row.paper)
 PAPER_COLUMNS = ("LasHeR-UA PR", "LasHeR-UA NPR", "LasHeR-UA SR", "MUART244 PR", "MUART244 NPR", "MUART244 SR",
                  "GFLOPs")
@@ -203,7 +204,12 @@ def write_table(ws, table: str, rows: tuple, results: dict, command: str, second
                  + ", ".join(f"{k} {fmt(v)}" for k, v in f["success_at_20px"].items())
                  + ("; TOCU accepted " + ", ".join(f"{k} {fmt(v)}" for k, v in f["tocu_accepted"].items())
                     if row.tocu else ""))
-    reports = {row.label: {lvl: ws.report(row, lvl) for lvl in levels + (STRESS,)} for row in rows}
+    if PHOTO in ws.test_sets():
+        L += ["", f"Photographs ({ws.rc.photo_sequences} dynamic sequences whose backgrounds and targets are "
+              f"photographs; training sets: {ws.rc.train_background}): PR / NPR / SR.", ""]
+        L += [f"- {row.label}: " + " / ".join(f"{100 * results[row.label][PHOTO][m]:.1f}" for m in ("PR", "NPR", "SR"))
+              for row in rows]
+    reports = {row.label: {lvl: ws.report(row, lvl) for lvl in ws.test_sets()} for row in rows}
     per_seq = {label: {lvl: rep["sequences"] for lvl, rep in by_level.items()} for label, by_level in reports.items()}
     L += ["", "Orderings the paper claims (a step's difference in points with its per-sequence bootstrap 95 % "
           "interval; within noise: the interval straddles 0):", ""] + ordering_lines(table, results, per_seq)

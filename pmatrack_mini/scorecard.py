@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import PMATrackError
 from .intervals import interval_text, mean_difference, paired_interval, paired_values, verdict
-from .reproduce_report import DPE_ONLY as DPE, FME_ONLY as FME, FULL, NO_TOCU, ONE_SHOT, STAGES, STATIC, STRESS
+from .reproduce_report import DPE_ONLY as DPE, FME_ONLY as FME, FULL, NO_TOCU, ONE_SHOT, PHOTO, STAGES, STATIC, STRESS
 from .reproduce_report import TRE_ONLY as TRE
 from .utils import read_json, write_json_atomic, write_text_atomic
 
@@ -159,6 +159,16 @@ def modality_failure(comp: Table) -> Claim:
                  f"PMATrack over static pre-alignment when one modality fails: {word}", "09")
 
 
+def photographs(comp: Table) -> Claim:
+    claim = "Gap: alignment learned on generated data transfers to scenes of photographs"
+    if comp.missing(STATIC, FULL) or PHOTO not in comp.rows[FULL]:
+        return _not_measured(claim, comp, comp.missing(STATIC, FULL) or ["photograph set"], "09")
+    word, text = comp.difference(STATIC, FULL, level=PHOTO)
+    return Claim(claim, _share([word]), f"photograph-set PR: static {comp.pr(STATIC, PHOTO)}, Full "
+                 f"{comp.pr(FULL, PHOTO)}, {text}{comp.note()}",
+                 f"PMATrack over static pre-alignment on held-out photograph scenes: {word}", "09")
+
+
 def routing_interpretable(results: Path) -> Claim:
     claim = "Gap: the paper does not show that the router picks by difficulty (router vs oracle choice)"
     path = results / "router_inputs.json"
@@ -201,7 +211,7 @@ def scorecard(results: str | Path = "results") -> list[Claim]:
         raise PMATrackError(f"{results}: no such results folder")
     comp, prog = Table(results / "reproduce" / "components.json"), Table(results / "reproduce" / "progressive.json")
     return [progressive_stages(prog), one_shot(prog), experts_add(comp), routing_pays(comp), tocu_helps(comp),
-            exact_target(results), routing_interpretable(results), modality_failure(comp)]
+            exact_target(results), routing_interpretable(results), modality_failure(comp), photographs(comp)]
 
 
 def markdown(claims: list[Claim]) -> str:

@@ -1,4 +1,5 @@
 """reproduce --fast: the whole pipeline runs, writes both tables, reuses its cache, refuses another one's."""
+import dataclasses
 import json
 
 import numpy as np
@@ -29,6 +30,8 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
                                    "stage2_one_shot", "stage2_tre"]
     assert "- One-shot (all four parameters at one stage) < Centre + scale + refine in PR at offset dynamic: " in \
         (out / "progressive.md").read_text()
+    train = json.loads((out / "data" / "train_dynamic" / "synth.json").read_text())
+    assert train["background"] == "mixed"                   # both stages train on textures and photographs
     assert cost["tracked_frames"] > 0 and cost["total_s"] > cost["tracking_s"] > 0
     text = (out / "components.md").read_text()
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
@@ -137,3 +140,17 @@ def test_intervals_match_a_direct_resampling():
     assert verdict(est, lo, hi) == "reproduced" and verdict(-est, -hi, -lo) == "NOT reproduced"
     assert verdict(0.01, -0.02, 0.04) == "within noise"
     assert np.isnan(paired_interval(mean_difference, [0.5], [0.7])[1:]).all()          # one sequence: no interval
+
+
+def test_the_photograph_set_is_dynamic_offset_with_photographs(tmp_path):
+    """Every row is tracked on it (``Workspace.test_sets``) unless ``photo_sequences`` is 0 (``--fast``)."""
+    from pmatrack_mini.reproduce import FAST
+    from pmatrack_mini.reproduce_report import PHOTO, STRESS
+
+    ws = Workspace(tmp_path, dataclasses.replace(FAST, photo_sequences=2), progress=False)
+    assert ws.test_sets() == ("dynamic", STRESS, PHOTO)
+    seqs = ws.data("test", PHOTO)
+    record = json.loads((tmp_path / "data" / "test_photo" / "synth.json").read_text())
+    assert len(seqs) == 2 and record["background"] == "photo" and record["offset"] == "dynamic"
+    assert json.loads((seqs[0].path / "meta.json").read_text())["background"] == "photo"
+    assert PHOTO not in Workspace(tmp_path / "fast", FAST, progress=False).test_sets()

@@ -19,9 +19,9 @@ def _row(pr_mean: float, macs: float = 1e9, usage=None, tocu=None, noise: float 
     mean = float(np.mean(list(per.values())))
     level = dict(PR=mean, NPR=mean, SR=mean, macs_per_frame=macs, tocu_macs_per_frame=0.0,
                  expert_usage=usage or {}, tocu=tocu)
-    return dict(result={lvl: dict(level) for lvl in ("none", "dynamic", "stress")},
-                per_sequence={lvl: {s: dict(PR=v, NPR=v, SR=v) for s, v in per.items()}
-                              for lvl in ("none", "dynamic", "stress")})
+    levels = ("none", "dynamic", "stress", "photo")
+    return dict(result={lvl: dict(level) for lvl in levels},
+                per_sequence={lvl: {s: dict(PR=v, NPR=v, SR=v) for s, v in per.items()} for lvl in levels})
 
 
 def _write(results: Path, components: dict, progressive: dict) -> Path:
@@ -45,6 +45,7 @@ def test_claims_that_hold(tmp_path):
     claims = sc.scorecard(_write(tmp_path, comp, prog))
     verdicts = {c.claim: c.verdict for c in claims}
     assert [verdicts[c.claim] for c in claims[:6] if "Gap: the paper's alignment" not in c.claim] == ["holds"] * 5
+    assert [c.verdict for c in claims[-2:]] == ["holds", "holds"]          # modality failure, photographs
     routing = next(c for c in claims if c.claim.startswith("Routing"))
     assert "0.73 x DPE only" in routing.number and "tre 0.70" in routing.reason
     assert "[" in routing.number                            # an interval, from the per-sequence scores
@@ -65,6 +66,7 @@ def test_claims_that_do_not_hold_or_are_partial(tmp_path):
     assert get("Routing").number.startswith("MACs 0.97")
     assert get("TOCU").verdict == "does not hold"
     assert get("Gap: the paper does not test").verdict == "does not hold"
+    assert get("Gap: alignment learned").verdict == "does not hold"
 
 
 def test_missing_rows_are_named_not_guessed(tmp_path):
@@ -96,7 +98,7 @@ def test_cli_rewrites_the_readme_block_and_refuses_a_missing_folder(tmp_path, ca
     assert main(["scorecard", "--results", str(ROOT / "results"), "--readme", str(readme), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert sc.readme_block(readme) == printed and readme.read_text().endswith(f"{sc.END}\n\nafter\n")
-    assert len(json.loads(out.read_text())) == 8
+    assert len(json.loads(out.read_text())) == 9
     assert main(["scorecard", "--results", str(tmp_path / "no")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no such results folder" in err

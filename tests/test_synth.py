@@ -253,3 +253,38 @@ def test_smallest_rgb_frame_renders():
         assert render_sequence(small, seed)["rgb"].shape[1:3] == cfg.min_rgb_size()[::-1]
     with pytest.raises(PMATrackError, match="rgb_size must be at least"):
         SynthConfig(rgb_size=(cfg.min_rgb_size()[0] - 1, 256))
+
+
+def test_photo_backgrounds_keep_the_sequence_and_change_its_look():
+    """``background="photo"``: the same motion, offsets and challenges as the textured sequence of that seed, with a
+    photograph's background, target and thermal structure, recorded in the sequence's meta; deterministic."""
+    cfg = dict(frames=12, offset="dynamic")
+    tex = render_sequence(SynthConfig(**cfg), 42)
+    photo = render_sequence(SynthConfig(**cfg, background="photo"), 42)
+    for key in ("visible", "infrared", "homography"):
+        np.testing.assert_array_equal(tex[key], photo[key])
+    assert np.abs(tex["rgb"].astype(int) - photo["rgb"]).mean() > 10             # another look
+    assert tex["meta"]["background"] == "procedural" and tex["meta"]["photos"] is None
+    assert photo["meta"]["background"] == "photo" and set(photo["meta"]["photos"]) == {"background", "target",
+                                                                                       "thermal"}
+    again = render_sequence(SynthConfig(**cfg, background="photo"), 42)
+    np.testing.assert_array_equal(photo["rgb"], again["rgb"])
+    np.testing.assert_array_equal(photo["tir"], again["tir"])
+    kinds = {render_sequence(SynthConfig(**cfg, background="mixed"), s)["meta"]["background"] for s in range(8)}
+    assert kinds == {"procedural", "photo"}
+
+
+def test_background_records_and_bad_values(tmp_path, monkeypatch):
+    from pmatrack_mini.data import photos
+    from pmatrack_mini.errors import PMATrackError
+
+    generate_dataset(tmp_path / "p", 1, SynthConfig(frames=10, background="photo"), progress=False)
+    generate_dataset(tmp_path / "t", 1, SynthConfig(frames=10), progress=False)
+    assert read_record(tmp_path / "p")["background"] == "photo" and "background" not in read_record(tmp_path / "t")
+    with pytest.raises(PMATrackError, match="background must be one of"):
+        SynthConfig(background="sky")
+    monkeypatch.setattr(photos.importlib.util, "find_spec", lambda name: None)
+    photos.load_photo.cache_clear()
+    with pytest.raises(PMATrackError, match="scikit-image"):
+        render_sequence(SynthConfig(frames=10, background="photo"), 1)
+    photos.load_photo.cache_clear()

@@ -60,6 +60,14 @@ MIN_FRAMES = 10            # shorter sequences leave no room for the challenge s
 ASPECT_RANGE = (0.5, 1.6)  # target h / w
 MARGIN = (30, 24)          # px kept between the target's box and the RGB frame's border (x, y)
 MAX_SEQUENCE_BYTES = 4 * 2**30  # a sequence's frames are rendered in memory before they are written
+BACKGROUNDS = ("procedural", "photo", "mixed")
+
+
+def config_record(cfg: "SynthConfig") -> dict:
+    """The parameters a generated sequence or set records: every field but ``extra``, and ``background`` only when
+    it is not the procedural default (so the records of procedural sets read as before photographs existed)."""
+    return {k: v for k, v in asdict(cfg).items()
+            if k != "extra" and not (k == "background" and v == "procedural")}
 
 
 @dataclass
@@ -73,11 +81,15 @@ class SynthConfig:
     speed: float = 1.5                    # target speed, RGB px / frame
     jpeg_quality: int = 85
     failure: bool = False                 # a stretch where the target vanishes in one modality (modality_failure)
+    background: str = "procedural"        # procedural textures | photo (``data.photos``) | mixed (each sequence
+                                          # one or the other, with probability 1/2)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.offset not in OFFSET_LEVELS:
             raise PMATrackError(f"offset must be one of {sorted(OFFSET_LEVELS)}, got {self.offset!r}")
+        if self.background not in BACKGROUNDS:
+            raise PMATrackError(f"background must be one of {list(BACKGROUNDS)}, got {self.background!r}")
         if self.frames < MIN_FRAMES:
             raise PMATrackError(f"frames must be >= {MIN_FRAMES}, got {self.frames}")
         if self.challenges is not None:
@@ -265,6 +277,17 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     P = 100  # thermal canvas padding: the TIR camera sees beyond the RGB field of view
     Hc, Wc = H + 2 * P, W + 2 * P
     t_bg = (0.32 + 0.22 * _smooth_noise(rng, Hc, Wc, (5, 4))[..., 0]).astype(np.float32)
+    # photographs: drawn from their own random stream, after the textures' draws, so that the rest of a sequence
+    # (motion, offsets, challenges, noise) is the same whichever background it has
+    prng = np.random.default_rng([seed, 5])
+    photo = cfg.background == "photo" or (cfg.background == "mixed" and prng.random() < 0.5)
+    photos = None
+    if photo:
+        from .photos import photo_appearance
+
+        look = photo_appearance(prng, (W, H), (Wc, Hc))
+        bg = look["background"] + rng.normal(0, 6, (H, W, 3)).astype(np.float32)
+        pattern, look_alike, t_bg, photos = look["target"], look["look_alike"], look["thermal"], look["photos"]
     yy, xx = np.mgrid[0:Hc, 0:Wc]
     for _ in range(int(rng.integers(2, 5))):  # warm static structures (engines, windows)
         cx, cy, r = rng.uniform(0, Wc), rng.uniform(0, Hc), rng.uniform(8, 25)
@@ -333,7 +356,8 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     attributes["distractor"] = near_distractor
     attributes["prealign_drift"] = residual > PREALIGN_DRIFT_PX
     attributes["modality_failure"] = failure
-    meta = dict(seed=int(seed), config={k: v for k, v in asdict(cfg).items() if k != "extra"},
+    meta = dict(seed=int(seed), config=config_record(cfg), background="photo" if photo else "procedural",
+                photos=photos,
                 challenges=list(challenges), rig=rig_meta, parallax_direction=u.tolist(),
                 displacement_px=dict(mean=float(displacement.mean()), max=float(displacement.max())),
                 prealign_residual_px=dict(mean=float(residual.mean()), max=float(residual.max())),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..errors import PMATrackError
 from ..utils import read_json, write_boxes, write_json_atomic, write_text_atomic
-from .synth import SynthConfig, render_sequence
+from .synth import SynthConfig, config_record, render_sequence
 
 # ----------------------------------------------------------------------------- writing
 
@@ -65,7 +64,7 @@ def generation_record(**params) -> dict:
 
 
 def _config_params(cfg: SynthConfig) -> dict:
-    return {k: v for k, v in asdict(cfg).items() if k != "extra"}
+    return config_record(cfg)
 
 
 def dataset_record(sequences: int, cfg: SynthConfig, seed: int, prefix: str) -> dict:
@@ -187,7 +186,7 @@ def generate_samples(out: str | Path, frames: int = SAMPLE_FRAMES, progress: boo
 
 
 def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str, seed: int, progress: bool = True,
-                   failure: bool = False):
+                   failure: bool = False, background: str = "procedural"):
     """Load the synthetic set in ``folder``, generating it first unless its record says it was made with exactly
     these parameters (a folder made with others, or without a record, is regenerated, never reused)."""
     from .dataset import load_dataset
@@ -195,7 +194,7 @@ def cached_dataset(folder: str | Path, sequences: int, frames: int, offset: str,
     from ..utils import folder_lock
 
     folder = Path(folder)
-    cfg = SynthConfig(frames=frames, offset=offset, failure=failure)
+    cfg = SynthConfig(frames=frames, offset=offset, failure=failure, background=background)
     with folder_lock(folder):                       # another process making the same set: wait, then reuse it
         try:
             current = read_record(folder) == dataset_record(sequences, cfg, seed, f"synth_{offset}")
