@@ -1,7 +1,7 @@
 """The ``pmatrack-mini`` command line.
 
     pmatrack-mini synth OUT --sequences N --frames T --offset {none,small,large,dynamic} --seed S [--overwrite]
-                        [--background procedural|photo|mixed]
+                        [--background procedural|photo|mixed|photo-heldout]
     pmatrack-mini eval --dataset DIR --results DIR [--gt visible|infrared|both] [--aligned] [--json F] [--plot F]
                        [--layout auto|lasher|lasher-unaligned|muart244|luart]
     pmatrack-mini reference --dataset DIR --kind {static,tir-naive} --out DIR
@@ -149,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--failure", action="store_true",
                    help="add a stretch where the target vanishes in one modality (RGB blackout or TIR), tagged "
                         "modality_failure")
-    s.add_argument("--background", choices=["procedural", "photo", "mixed"], default="procedural",
+    s.add_argument("--background", choices=["procedural", "photo", "mixed", "photo-heldout"], default="procedural",
                    help="procedural textures (default), photographs (scikit-image's bundled ones) for the "
-                        "backgrounds and targets, or mixed: each sequence one or the other")
+                        "backgrounds and targets, mixed: each sequence one or the other, or photo-heldout: the "
+                        "photographs that photo and mixed never use (for test sets)")
     s.add_argument("--preset", choices=["samples"], default=None, help="'samples' regenerates data_samples/")
     s.add_argument("--overwrite", action="store_true",
                    help="replace a set that OUT holds (made with other parameters, or of unknown origin); "

@@ -129,8 +129,10 @@ class AlignConfig:
         if not self.experts or len(set(self.experts)) != len(self.experts) or set(self.experts) - set(EXPERT_NAMES):
             raise PMATrackError(f"align.experts must be distinct names from {EXPERT_NAMES}, got {self.experts}")
         if (len(self.layers) != len(STAGE_ROLES) or not all(ACCEPTS["int"](i) for i in self.layers)
-                or list(self.layers) != sorted(self.layers)):
-            raise PMATrackError(f"align.layers needs one increasing block index per role {STAGE_ROLES}, "
+                or list(self.layers) != sorted(self.layers)
+                or len({self.layer_of(r) for r in self.stages}) < len(self.stages)):   # two stages on one block
+            raise PMATrackError(f"align.layers needs one increasing block index per role {STAGE_ROLES}, strictly "
+                                f"increasing over the stages in use {self.stages}, "
                                 f"got {self.layers}")
         if self.routing not in ROUTING_MODES:
             raise PMATrackError(f"align.routing must be one of {ROUTING_MODES}, got {self.routing!r}")

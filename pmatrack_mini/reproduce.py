@@ -143,7 +143,7 @@ class Workspace:
         if level in (STRESS, PHOTO):
             n, level, seed = ((rc.stress_sequences, "dynamic", seed + 10) if failure else
                               (rc.photo_sequences, "dynamic", seed + 20))
-            background = "photo" if name == PHOTO else background
+            background = "photo-heldout" if name == PHOTO else background     # photographs training never saw
         seed += rc.seed + ["none", "small", "large", "dynamic"].index(level)
         folder = self.root / "data" / f"{kind}_{name}"
         if folder.name not in self._sets:

@@ -206,7 +206,8 @@ def _cmd_track(args) -> None:
         if missing:
             raise PMATrackError(f"--prealign oracle needs homography.txt; {missing[0]} has none (generated data only)")
     use_tocu = args.tocu if args.tocu is not None else (cfg.train.stage == 2 and args.prealign != "oracle")
-    traced = not args.eager and sum(len(s) for s in sequences) >= TRACE_FROM_FRAMES   # where tracing pays
+    traced = (not args.eager and cfg.train.stage == 2 and "dpe" in cfg.align.experts   # only DPE is traced,
+              and sum(len(s) for s in sequences) >= TRACE_FROM_FRAMES)                # and only where it pays
     tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None,
                       traced=traced)
     meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage, traced=traced,

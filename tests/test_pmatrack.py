@@ -97,6 +97,8 @@ def test_one_shot_regresses_all_four_at_one_stage_with_as_many_fusions(stage1_ck
     assert {id(p) for p in one.fusions.parameters()} <= {id(p) for p in align} and not tracker
     with pytest.raises(PMATrackError, match="align.one_shot"):
         _stage2(stage1_ckpt, one_shot=True, stages=("center", "scale"))
+    with pytest.raises(PMATrackError, match="strictly"):        # two stages on one block: one lost
+        _stage2(stage1_ckpt, one_shot=True, layers=(1, 1, 2))
 
 
 def test_stage2_step_trains_the_stages_only(stage1_ckpt, samples):

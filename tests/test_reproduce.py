@@ -151,6 +151,7 @@ def test_the_photograph_set_is_dynamic_offset_with_photographs(tmp_path):
     assert ws.test_sets() == ("dynamic", STRESS, PHOTO)
     seqs = ws.data("test", PHOTO)
     record = json.loads((tmp_path / "data" / "test_photo" / "synth.json").read_text())
-    assert len(seqs) == 2 and record["background"] == "photo" and record["offset"] == "dynamic"
+    assert len(seqs) == 2 and record["background"] == "photo-heldout" and record["offset"] == "dynamic"
+    assert record["photographs"].startswith("scikit-image ")
     assert json.loads((seqs[0].path / "meta.json").read_text())["background"] == "photo"
     assert PHOTO not in Workspace(tmp_path / "fast", FAST, progress=False).test_sets()

@@ -270,8 +270,21 @@ def test_photo_backgrounds_keep_the_sequence_and_change_its_look():
     again = render_sequence(SynthConfig(**cfg, background="photo"), 42)
     np.testing.assert_array_equal(photo["rgb"], again["rgb"])
     np.testing.assert_array_equal(photo["tir"], again["tir"])
+    assert tex["meta"]["rig"] == photo["meta"]["rig"] and all(
+        np.array_equal(tex["attributes"][k], photo["attributes"][k]) for k in tex["attributes"])
     kinds = {render_sequence(SynthConfig(**cfg, background="mixed"), s)["meta"]["background"] for s in range(8)}
     assert kinds == {"procedural", "photo"}
+
+
+def test_held_out_photographs_are_never_in_training_sets():
+    from pmatrack_mini.data import photos
+
+    pools = {k: set(photos.SCENES[k]) | set(photos.OBJECTS[k]) for k in ("train", "heldout")}
+    assert not pools["train"] & pools["heldout"]
+    for background, pool in (("photo", "train"), ("photo-heldout", "heldout")):
+        for seed in range(4):
+            used = render_sequence(SynthConfig(frames=10, background=background), seed)["meta"]["photos"]
+            assert set(used.values()) <= pools[pool], (background, used)
 
 
 def test_background_records_and_bad_values(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 Procedural textures (smooth noise and rectangles) may teach the experts features that do not transfer to real
 footage; sequences whose backgrounds and targets are photographs train against that and measure it (``reproduce``
 tracks a held-out photograph set beside the textured levels). With ``background="photo"`` (or ``"mixed"``: each sequence drawn one way or the
-other) the generator cuts the RGB background from one photograph, the target's appearance from another, and the
+other; ``"photo-heldout"`` takes the photographs no training set uses) the generator cuts the RGB background from one photograph, the target's appearance from another, and the
 thermal background's structure from the luminance of a third (blurred, scaled to the scene's temperature range:
 still no pixel-wise function maps RGB to TIR). Everything else (motion, offsets, challenges, the warm target) is
 as with textures.
@@ -21,9 +21,13 @@ import numpy as np
 
 from ..errors import PMATrackError
 
-SCENES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "brick.png",
-          "grass.png", "gravel.png", "camera.png", "coins.png", "clock_motion.png")
-OBJECTS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_right.png")
+# Two pools: training sets draw from the first, the held-out photograph set (``background="photo-heldout"``) from the
+# second, so that a network is tested on scenes and objects it never saw.
+SCENES = {"train": ("astronaut.png", "coffee.png", "rocket.jpg", "brick.png", "grass.png", "camera.png",
+                    "clock_motion.png"),
+          "heldout": ("chelsea.png", "motorcycle_left.png", "gravel.png", "coins.png")}
+OBJECTS = {"train": ("coffee.png", "astronaut.png", "rocket.jpg"),
+           "heldout": ("chelsea.png", "motorcycle_right.png")}
 
 
 def photo_folder() -> Path:
@@ -59,18 +63,19 @@ def random_crop(rng: np.random.Generator, name: str, size: tuple, scale: tuple =
     return cv2.resize(img[y:y + ch, x:x + cw], (w, h), interpolation=interp)
 
 
-def photo_appearance(rng: np.random.Generator, rgb_size: tuple, canvas_size: tuple) -> dict:
-    """One sequence's photographic appearance: ``background`` (H, W, 3) RGB, ``target`` and ``look_alike``
-    (32, 32, 3) RGB patches (the look-alike: another crop of the target's photograph, recoloured a little),
-    ``thermal`` (Hc, Wc) in [0.25, 0.55] from a third photograph's luminance, and the photographs' names."""
-    scene, thermal_src = rng.choice(len(SCENES), 2, replace=False)
-    obj = OBJECTS[int(rng.integers(len(OBJECTS)))]
-    background = random_crop(rng, SCENES[scene], rgb_size)
+def photo_appearance(rng: np.random.Generator, rgb_size: tuple, canvas_size: tuple, pool: str = "train") -> dict:
+    """One sequence's photographic appearance from ``pool`` (train | heldout): ``background`` (H, W, 3) RGB,
+    ``target`` and ``look_alike`` (32, 32, 3) RGB patches (the look-alike: another crop of the target's photograph,
+    recoloured a little), ``thermal`` (Hc, Wc) in [0.25, 0.55] from another scene's luminance, and the names."""
+    scenes, objects = SCENES[pool], OBJECTS[pool]
+    scene, thermal_src = (scenes[int(i)] for i in rng.choice(len(scenes), 2, replace=False))
+    obj = objects[int(rng.integers(len(objects)))]
+    background = random_crop(rng, scene, rgb_size)
     target = random_crop(rng, obj, (32, 32), scale=(0.15, 0.4))
     look_alike = np.clip(random_crop(rng, obj, (32, 32), scale=(0.15, 0.4)) * rng.uniform(0.8, 1.2, 3), 0, 255)
-    lum = random_crop(rng, SCENES[thermal_src], canvas_size).mean(axis=2)
+    lum = random_crop(rng, thermal_src, canvas_size).mean(axis=2)
     lum = cv2.GaussianBlur(lum, (0, 0), 3.0)
     lum = (lum - lum.min()) / max(float(lum.max() - lum.min()), 1e-6)
     return dict(background=background, target=target.astype(np.float32), look_alike=look_alike.astype(np.float32),
                 thermal=(0.25 + 0.30 * lum).astype(np.float32),
-                photos=dict(background=SCENES[scene], target=obj, thermal=SCENES[thermal_src]))
+                photos=dict(background=scene, target=obj, thermal=thermal_src))

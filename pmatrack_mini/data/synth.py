@@ -60,7 +60,7 @@ MIN_FRAMES = 10            # shorter sequences leave no room for the challenge s
 ASPECT_RANGE = (0.5, 1.6)  # target h / w
 MARGIN = (30, 24)          # px kept between the target's box and the RGB frame's border (x, y)
 MAX_SEQUENCE_BYTES = 4 * 2**30  # a sequence's frames are rendered in memory before they are written
-BACKGROUNDS = ("procedural", "photo", "mixed")
+BACKGROUNDS = ("procedural", "photo", "mixed", "photo-heldout")
 
 
 def config_record(cfg: "SynthConfig") -> dict:
@@ -82,7 +82,8 @@ class SynthConfig:
     jpeg_quality: int = 85
     failure: bool = False                 # a stretch where the target vanishes in one modality (modality_failure)
     background: str = "procedural"        # procedural textures | photo (``data.photos``) | mixed (each sequence
-                                          # one or the other, with probability 1/2)
+                                          # one or the other, with probability 1/2) | photo-heldout (photographs
+                                          # no training set uses: for test sets)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -280,14 +281,15 @@ def render_sequence(cfg: SynthConfig, seed: int) -> dict:
     # photographs: drawn from their own random stream, after the textures' draws, so that the rest of a sequence
     # (motion, offsets, challenges, noise) is the same whichever background it has
     prng = np.random.default_rng([seed, 5])
-    photo = cfg.background == "photo" or (cfg.background == "mixed" and prng.random() < 0.5)
+    photo = cfg.background in ("photo", "photo-heldout") or (cfg.background == "mixed" and prng.random() < 0.5)
     photos = None
     if photo:
         from .photos import photo_appearance
 
-        look = photo_appearance(prng, (W, H), (Wc, Hc))
-        bg = look["background"] + rng.normal(0, 6, (H, W, 3)).astype(np.float32)
+        look = photo_appearance(prng, (W, H), (Wc, Hc), "heldout" if cfg.background == "photo-heldout" else "train")
+        bg = look["background"] + prng.normal(0, 6, (H, W, 3)).astype(np.float32)
         pattern, look_alike, t_bg, photos = look["target"], look["look_alike"], look["thermal"], look["photos"]
+        drab = np.full((32, 32, 3), bg.mean(axis=(0, 1)), np.float32) + prng.normal(0, 12, (32, 32, 3))
     yy, xx = np.mgrid[0:Hc, 0:Wc]
     for _ in range(int(rng.integers(2, 5))):  # warm static structures (engines, windows)
         cx, cy, r = rng.uniform(0, Wc), rng.uniform(0, Hc), rng.uniform(8, 25)

@@ -68,7 +68,12 @@ def _config_params(cfg: SynthConfig) -> dict:
 
 
 def dataset_record(sequences: int, cfg: SynthConfig, seed: int, prefix: str) -> dict:
-    return generation_record(sequences=sequences, seed=seed, prefix=prefix, **_config_params(cfg))
+    extra = {}
+    if cfg.background != "procedural":             # the photographs come from this package version
+        from importlib.metadata import version
+
+        extra["photographs"] = f"scikit-image {version('scikit-image')}"
+    return generation_record(sequences=sequences, seed=seed, prefix=prefix, **_config_params(cfg), **extra)
 
 
 def read_record(folder: str | Path) -> dict | None:
