@@ -24,6 +24,10 @@ H' replaces H_t only when the frame is trusted and a template-offset check agree
     and, separately, through H_t; each run's predicted box is compared with the known first-frame box. H' is
     accepted when its IoU exceeds ``iou_threshold`` (0.7) and is not lower than H_t's by more than
     ``iou_tolerance`` (0.05). H_t's IoU is cached until H_t changes, so a check costs one extra forward pass.
+    Nothing of the frame's own forward can stand in for it: the check runs the first frame's crops, not frame t's,
+    and its TIR crops change with H'; the one-stream backbone mixes both modalities' tokens from its first block on,
+    so the only part that stays fixed is the patch embedding of the first frame's RGB crops (at cpu-mini 80 tokens x
+    16 x 16 x 3 x 192 = 11.8 M MACs, under 2 % of a stage-2 forward), not worth a special path.
 
 A rejected proposal leaves H_t unchanged. The TIR template the tracker uses stays the one cut through H0: it comes
 from the first frame, where H0 is exact by construction. Departures from the official code: there the check's
