@@ -1,8 +1,8 @@
 """Trained networks shared by the notebooks and the demo: trained once into a work folder, then reused.
 
 Training resumes from ``last.pt`` and stops at once when a run is complete, so a second call with the same
-arguments only loads the checkpoint. A run's folder name carries its steps and a hash of its whole config, so a
-changed setting (or a changed default) never meets an old run; a changed *code* path with the same config does
+arguments only loads the checkpoint. A run's folder name carries its steps and a hash of its config (what decides the
+weights: ``run_folder``), so a changed setting (or a changed default) never meets an old run; a changed *code* path with the same config does
 reuse the old weights (delete ``work`` after changing the package).
 
     model, cfg = stage1_tracker("runs/notebooks", steps=600)                   # the RGBT tracker
@@ -14,7 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .config import get_config, stage2_config
+from .config import OPERATIONAL, get_config, stage2_config
 from .data.synth_sets import cached_dataset
 from .models.checkpoint import checkpoint_config, model_from_checkpoint
 from .utils import FAST, folder_lock
@@ -56,8 +56,16 @@ def stage1_data_folder(work: str | Path, steps: int) -> Path:
 
 
 def run_folder(work: Path, kind: str, cfg) -> Path:
-    """``work/<kind>_<steps>_<hash of the config>``."""
-    key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    """``work/<kind>_<steps>_<hash of the settings that decide its weights>``: the whole config but the operational
+    settings (``config.OPERATIONAL``: logging, checkpoint period, loader workers) and, for a stage-1 tracker, the
+    alignment section it does not have (so a new stage-2 option does not orphan every trained tracker)."""
+    settings = cfg.to_dict()
+    for key in OPERATIONAL:
+        section, name = key.split(".")
+        settings[section].pop(name, None)
+    if cfg.train.stage == 1:
+        settings.pop("align", None)
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return Path(work) / f"{kind}_{cfg.train.steps}_{key}"
 
 

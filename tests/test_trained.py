@@ -35,3 +35,20 @@ def test_folder_lock_makes_a_second_builder_wait(tmp_path):
     second.start()
     first.join(), second.join()
     assert events == ["a in", "a out", "b in", "b out"]
+
+
+def test_run_folder_keys_on_what_decides_the_weights():
+    """A stage-1 tracker's folder ignores the alignment section and the operational settings; a setting that changes
+    the weights (or a stage-2 option, for a stage-2 network) changes it."""
+    from pathlib import Path
+
+    from pmatrack_mini.config import get_config, stage2_config
+    from pmatrack_mini.trained import run_folder
+
+    key = lambda cfg: run_folder(Path("w"), "x", cfg).name
+    base = get_config("cpu-mini", train=dict(steps=10))
+    assert key(base) == key(get_config("cpu-mini", align=dict(one_shot=True), train=dict(steps=10)))
+    assert key(base) == key(get_config("cpu-mini", train=dict(steps=10, log_every=3, ckpt_every=7, num_workers=1)))
+    assert key(base) != key(get_config("cpu-mini", train=dict(steps=10, lr=1e-3)))
+    s2 = stage2_config(base)
+    assert key(s2) != key(stage2_config(base, align=dict(one_shot=True)))
