@@ -32,6 +32,8 @@ def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
         (out / "progressive.md").read_text()
     train = json.loads((out / "data" / "train_dynamic" / "synth.json").read_text())
     assert train["background"] == "mixed"                   # both stages train on textures and photographs
+    assert "- within the dynamic set, dearer experts where the true residual is larger" in \
+        (out / "components.md").read_text()
     assert cost["tracked_frames"] > 0 and cost["total_s"] > cost["tracking_s"] > 0
     text = (out / "components.md").read_text()
     assert "Orderings the paper claims" in text and "61.5 / 56.4 / 48.5" in text
@@ -155,3 +157,21 @@ def test_the_photograph_set_is_dynamic_offset_with_photographs(tmp_path):
     assert record["photographs"].startswith("scikit-image ")
     assert json.loads((seqs[0].path / "meta.json").read_text())["background"] == "photo"
     assert PHOTO not in Workspace(tmp_path / "fast", FAST, progress=False).test_sets()
+
+
+def test_difficulty_line_ranks_experts_against_the_true_residual(tmp_path):
+    """Spearman between the chosen expert's cost rank and the crop's residual, per stage; n/a for a constant choice."""
+    import types
+
+    from pmatrack_mini.reproduce_report import difficulty_line
+
+    def write(residuals):
+        rows = ["frame,center_expert,refine_expert,residual_crop_px"]
+        for t, res in enumerate(residuals):             # TRE on frames 1-10, FME on 11-20, DPE on 21-30
+            rows.append(f"{t + 1},{['tre', 'fme', 'dpe'][min(int(t // 10), 2)]},tre,{res:.2f}")
+        (tmp_path / "s0.align.csv").write_text("\n".join(rows) + "\n")
+        return difficulty_line(tmp_path, [types.SimpleNamespace(name="s0")], "Full")
+
+    growing = np.linspace(1, 30, 30)                    # dearer experts on the frames with the larger residual
+    assert write(growing).endswith(": met (center 0.94, refine n/a (one expert only); 30 frames, Full)")
+    assert ": NOT met (center -0.94, refine n/a" in write(growing[::-1])    # dearer where the residual is smaller
