@@ -70,3 +70,8 @@ def paired_values(per_sequence: dict, labels: list, level: str, metric: str) -> 
     ``per_sequence``: {label: {level: {sequence: {metric: value}}}}."""
     names = sorted(per_sequence[labels[0]][level])
     return [np.array([per_sequence[lab][level][n][metric] for n in names]) for lab in labels]
+
+
+def mean_interval(values) -> tuple[float, float, float]:
+    """(mean, low, high): a row's score (the mean of its per-sequence values) with its bootstrap 95 % interval."""
+    return paired_interval(lambda v: float(np.mean(v)), values)

@@ -132,3 +132,28 @@ def draw_sampling_points(ax, info: dict, token: int, patch: int, sample: int = 0
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def score_bars(per_sequence: dict, labels: list, level: str, metrics=("PR", "NPR", "SR")):
+    """One panel per metric: each row's score at ``level`` as a bar, with its per-sequence bootstrap 95 % interval
+    (``intervals.mean_interval``). ``per_sequence``: {label: {level: {sequence: {metric: value}}}}. Returns the
+    figure and {label: {metric: (mean, low, high)}} in points."""
+    import matplotlib.pyplot as plt
+
+    from .intervals import mean_interval
+
+    stats = {lab: {m: tuple(100 * v for v in mean_interval([s[m] for s in per_sequence[lab][level].values()]))
+                   for m in metrics} for lab in labels}
+    n = len(per_sequence[labels[0]][level])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.32 * len(labels) + 1.2), sharey=True)
+    for ax, m in zip(np.atleast_1d(axes), metrics):
+        mean = np.array([stats[lab][m][0] for lab in labels])
+        err = np.array([[mean[i] - stats[lab][m][1], stats[lab][m][2] - mean[i]] for i, lab in enumerate(labels)]).T
+        colours = [plt.cm.tab20(i % 20) for i in range(len(labels))]
+        ax.barh(range(len(labels)), mean, xerr=np.nan_to_num(err), color=colours, error_kw=dict(lw=0.8, capsize=2))
+        ax.set(xlabel=f"{m} (%)", title=f"{m}, offset {level} ({n} sequences)")
+    axes = np.atleast_1d(axes)
+    axes[0].set_yticks(range(len(labels)), labels)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    return fig, stats

@@ -38,3 +38,24 @@ def test_draw_sampling_points_places_prior_and_points():
     sizes = ax.collections[0].get_sizes()
     np.testing.assert_allclose(sizes / sizes.sum(), weights[0, 5, 0].numpy(), rtol=1e-5)   # area ~ weight A
     plt.close(fig)
+
+
+def test_score_bars_draws_each_rows_mean_with_its_bootstrap_interval():
+    from pmatrack_mini.intervals import mean_interval
+    from pmatrack_mini.viz import score_bars
+
+    rng = np.random.default_rng(0)
+    per_seq = {lab: {"dynamic": {f"s{i}": {"PR": float(v), "NPR": float(v) / 2, "SR": float(v) / 3}
+                                 for i, v in enumerate(rng.uniform(lo, lo + 0.3, 12))}}
+               for lab, lo in (("a", 0.1), ("b", 0.6))}
+    fig, stats = score_bars(per_seq, ["a", "b"], "dynamic")
+    for lab in ("a", "b"):
+        values = [s["PR"] for s in per_seq[lab]["dynamic"].values()]
+        mean, low, high = mean_interval(values)
+        assert np.allclose(stats[lab]["PR"], (100 * mean, 100 * low, 100 * high))
+        assert 100 * low < stats[lab]["PR"][0] < 100 * high
+    ax = fig.axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    assert np.allclose(widths, [stats["a"]["PR"][0], stats["b"]["PR"][0]])     # bars at the means, in the rows' order
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    plt.close(fig)
