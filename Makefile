@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pmatrack_mini.demo --out $(DEMO_DIR)
+	$(PY) -m pmatrack_mini.experiments.demo --out $(DEMO_DIR)
 
 # PMATRACK_FAST=1 is the one CI-size switch (read in pmatrack_mini/config.py). Two pytest workers, one torch thread
 # each (most of the suite is small tensors and Python: two processes on two cores finish far sooner than one process

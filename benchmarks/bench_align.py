@@ -29,18 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pmatrack_mini.alignment_metrics import alignment_errors, error_table, expert_usage
 from pmatrack_mini.config import EXPERT_NAMES, get_config, merge, stage2_config
 from pmatrack_mini.data.sampler import PairSampler
 from pmatrack_mini.data.synth_sets import cached_dataset
-from pmatrack_mini.evaluate import evaluate_predictions
+from pmatrack_mini.evaluation.alignment_metrics import alignment_errors, error_table, expert_usage
+from pmatrack_mini.evaluation.evaluate import evaluate_predictions
+from pmatrack_mini.experiments.trained import STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED
 from pmatrack_mini.models import build_model, model_from_checkpoint
 from pmatrack_mini.models.checkpoint import checkpoint_config
 from pmatrack_mini.profile import component_macs, latency
-from pmatrack_mini.track_run import track_dataset
-from pmatrack_mini.tracker import Tracker
-from pmatrack_mini.train import param_groups, train, train_step
-from pmatrack_mini.trained import STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED
+from pmatrack_mini.tracking.track_run import track_dataset
+from pmatrack_mini.tracking.tracker import Tracker
+from pmatrack_mini.training.train import param_groups, train, train_step
 from pmatrack_mini.utils import machine_info, set_seed, write_json_atomic, write_text_atomic
 
 LEVELS = ("none", "small", "large", "dynamic")
@@ -73,7 +73,7 @@ def track_table(runs: dict, tests: dict) -> dict:
 def step_seconds(cfg, seqs, steps: int = 8) -> float:
     """Seconds per training step (batch 32, data included) after 2 warm-up steps."""
     set_seed(0)
-    from pmatrack_mini.train import build_for_training
+    from pmatrack_mini.training.train import build_for_training
 
     model = build_for_training(cfg)
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.train.lr)

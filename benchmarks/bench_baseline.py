@@ -22,9 +22,9 @@ from pmatrack_mini.data.dataset import load_dataset
 from pmatrack_mini.data.sampler import PairSampler
 from pmatrack_mini.models import build_model
 from pmatrack_mini.profile import count_macs, latency, matmul_flops_per_s
-from pmatrack_mini.track_run import track_dataset
-from pmatrack_mini.tracker import Tracker
-from pmatrack_mini.train import param_groups, train_step
+from pmatrack_mini.tracking.track_run import track_dataset
+from pmatrack_mini.tracking.tracker import Tracker
+from pmatrack_mini.training.train import param_groups, train_step
 from pmatrack_mini.utils import machine_info, set_seed, write_json_atomic
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_batch_tracking.py [--work runs/bench_batch] [--batches 1 4 8] [--out results/batch_tracking.json]
 
-Networks: the cpu-mini stage-1 tracker and the stage-2 network of ``pmatrack_mini.trained`` (400 steps each,
+Networks: the cpu-mini stage-1 tracker and the stage-2 network of ``pmatrack_mini.experiments.trained`` (400 steps each,
 trained into ``--work`` on a first run, reused after). Test set: held-out generated dynamic sequences (seed 9700,
 never used for training). Each network tracks the set as ``track`` does (first-frame pre-alignment; the stage-2
 network with hard routing and TOCU) at every batch size, one run after the other in this process.
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from pmatrack_mini.data.synth_sets import cached_dataset
-from pmatrack_mini.tocu import TOCUConfig
-from pmatrack_mini.track_run import track_dataset
-from pmatrack_mini.tracker import Tracker
-from pmatrack_mini.trained import stage1_tracker, stage2_network
+from pmatrack_mini.experiments.trained import stage1_tracker, stage2_network
+from pmatrack_mini.tracking.tocu import TOCUConfig
+from pmatrack_mini.tracking.track_run import track_dataset
+from pmatrack_mini.tracking.tracker import Tracker
 from pmatrack_mini.utils import run_record, write_json_atomic
 
 DECISIONS = ("tocu", "center_expert", "scale_expert", "refine_expert")

@@ -2,11 +2,12 @@
 
     python benchmarks/bench_long_run.py [--frames 10000] [--work runs/bench_batch] [--out results/long_run.json]
 
-Network: the cpu-mini stage-2 network of ``pmatrack_mini.trained`` (``--steps`` steps, trained into ``--work`` on a
-first run, reused after: the one ``bench_batch_tracking.py`` uses), hard routing with TOCU, first-frame
-pre-alignment, as ``track`` runs it. Sequence: one generated dynamic-offset sequence (seed 9800, never used for
-training). The loop is ``track_run.track_dataset``'s for one sequence, frame by frame, with everything a run keeps
-(boxes, the per-frame rows of ``<seq>.align.csv``, the running homographies) and the result files written at the end.
+Network: the cpu-mini stage-2 network of ``pmatrack_mini.experiments.trained`` (``--steps`` steps, trained into
+``--work`` on a first run, reused after: the one ``bench_batch_tracking.py`` uses), hard routing with TOCU,
+first-frame pre-alignment, as ``track`` runs it. Sequence: one generated dynamic-offset sequence (seed 9800, never
+used for training). The loop is ``track_run.track_dataset``'s for one sequence, frame by frame, with everything a run
+keeps (boxes, the per-frame rows of ``<seq>.align.csv``, the running homographies) and the result files written at
+the end.
 
 Measured: the wall time of each frame (reading the frames, crops, network, TOCU's check) and the process's resident
 memory every 100 frames. Reported: the median time per frame and the RSS over the first and the last ``--window``
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 
 from pmatrack_mini.data.synth_sets import cached_dataset
-from pmatrack_mini.tocu import TOCUConfig
-from pmatrack_mini.track_outputs import frame_row, sequence_summary, write_align_csv
-from pmatrack_mini.tracker import Tracker
-from pmatrack_mini.trained import stage2_network
+from pmatrack_mini.experiments.trained import stage2_network
+from pmatrack_mini.tracking.tocu import TOCUConfig
+from pmatrack_mini.tracking.track_outputs import frame_row, sequence_summary, write_align_csv
+from pmatrack_mini.tracking.tracker import Tracker
 from pmatrack_mini.utils import run_record, write_boxes, write_json_atomic
 
 

@@ -8,8 +8,9 @@
    AVI files, which must give the folders' boxes exactly) and tracked with the
    documented command ``track --rgb --tir --init --init-tir`` (first-frame boxes from the sequence's ground truth),
    and as frame folders with ``track --dataset``; both scored against the visible ground truth. The network: the
-   cpu-mini stage-2 network of ``pmatrack_mini.trained`` (``--steps`` steps; the one ``bench_batch_tracking.py``
-   uses), hard routing and TOCU. Goal: PR, NPR and SR of the videos within 0.5 point of the folders'.
+   cpu-mini stage-2 network of ``pmatrack_mini.experiments.trained`` (``--steps`` steps; the one
+   ``bench_batch_tracking.py`` uses), hard routing and TOCU. Goal: PR, NPR and SR of the videos within 0.5 point of
+   the folders'.
 2. Calibration: ``calibrate.fit_homography`` on 4 exact and on 20 pairs with 1-px Gaussian noise on the TIR points,
    drawn where each held-out sequence's first-frame homography puts them (``--draws`` seeded draws per sequence);
    the error at the four corners of the RGB frame against the true homography (TIR px). Goal: under 2 px at 20 pairs.
@@ -23,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pmatrack_mini.calibrate import fit_homography
 from pmatrack_mini.cli import main as cli
 from pmatrack_mini.data.synth_sets import cached_dataset
 from pmatrack_mini.data.videos import sequence_to_videos
-from pmatrack_mini.evaluate import evaluate_predictions, read_result_file
+from pmatrack_mini.evaluation.evaluate import evaluate_predictions, read_result_file
+from pmatrack_mini.experiments.trained import run_folder, stage2_network
 from pmatrack_mini.geometry import apply_homography
-from pmatrack_mini.trained import run_folder, stage2_network
+from pmatrack_mini.tracking.calibrate import fit_homography
 from pmatrack_mini.utils import run_record, write_json_atomic
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from pmatrack_mini.data.sampler import PairSampler
 from pmatrack_mini.data.synth_sets import cached_dataset
-from pmatrack_mini.routing_oracle import routing_against_oracle
-from pmatrack_mini.trained import stage2_network, training_summary
+from pmatrack_mini.evaluation.routing_oracle import routing_against_oracle
+from pmatrack_mini.experiments.trained import stage2_network, training_summary
 from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 
 INPUTS = ("tokens", "agreement", "official")

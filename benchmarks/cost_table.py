@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from pmatrack_mini.cost_context import cost_context_table, cost_penalty_note, format_cost_table
+from pmatrack_mini.profiling.cost_context import cost_context_table, cost_penalty_note, format_cost_table
 from pmatrack_mini.utils import machine_info, write_json_atomic
 
 

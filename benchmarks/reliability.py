@@ -21,9 +21,9 @@ tracking cases use a tiny model (width 64, depth 1) and one-step runs; own-camer
 8 frames of a sample sequence as frame folders and lossless videos; so the whole battery takes about a minute on 2
 CPU cores.
 
-Interrupted runs are checked apart (``pmatrack_mini.resume_check``): a tiny stage-1 tracker and a stage-2 network on
-it, stopped and resumed, resumed with other operational settings, killed while writing a checkpoint and resumed;
-each outcome says whether the final weights equal those of an uninterrupted run.
+Interrupted runs are checked apart (``pmatrack_mini.training.resume_check``): a tiny stage-1 tracker and a stage-2
+network on it, stopped and resumed, resumed with other operational settings, killed while writing a checkpoint and
+resumed; each outcome says whether the final weights equal those of an uninterrupted run.
 
 Writes ``OUT.md`` and ``OUT.json``: command, machine, commit, time, counts per interface, and every case that
 did not end in a clear error (temporary paths shown as ``<tmp>``).
@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pmatrack_mini.calibrate import write_homography_file
 from pmatrack_mini.cli import main as cli_main
 from pmatrack_mini.config import Config, get_config, merge, stage2_config
 from pmatrack_mini.data.synth import SynthConfig
@@ -56,7 +55,8 @@ from pmatrack_mini.data.videos import write_video
 from pmatrack_mini.geometry import apply_homography, fit_box_homography
 from pmatrack_mini.models import build_model
 from pmatrack_mini.models import save_checkpoint
-from pmatrack_mini.resume_check import interrupted_cases
+from pmatrack_mini.tracking.calibrate import write_homography_file
+from pmatrack_mini.training.resume_check import interrupted_cases
 from pmatrack_mini.utils import machine_info, write_boxes, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -792,8 +792,8 @@ def write_report(rows: list, interrupted: list, out: Path, header: dict) -> None
               "Gumbel routing), 4 steps of batch 4 with a checkpoint every 2, on the CPU; each run interrupted as "
               "below, resumed by the same call, and its final weights compared with an uninterrupted run's. A kill is "
               "a real SIGKILL of a child process once half of the checkpoint's bytes are written "
-              f"(`pmatrack_mini.resume_check`; `python -m pmatrack_mini.resume_check --data data_samples "
-              f"[--device cuda --amp]` runs the same cases on a GPU).", "",
+              "(`pmatrack_mini.training.resume_check`; `python -m pmatrack_mini.training.resume_check "
+              "--data data_samples [--device cuda --amp]` runs the same cases on a GPU).", "",
               "| stage | interruption | outcome |", "|---|---|---|"]
     lines += [f"| {r['stage']} | {r['case']} | {r['outcome']} |" for r in interrupted]
     lines += ["", f"Every case, with its arguments and its first error line: `{out.with_suffix('.json').name}`.", ""]

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from pmatrack_mini.config import get_config
 from pmatrack_mini.data.synth_sets import cached_dataset as ensure
-from pmatrack_mini.evaluate import evaluate_predictions
-from pmatrack_mini.track_run import track_dataset
-from pmatrack_mini.tracker import Tracker
+from pmatrack_mini.evaluation.evaluate import evaluate_predictions
 from pmatrack_mini.models import model_from_checkpoint
-from pmatrack_mini.train import train
+from pmatrack_mini.tracking.track_run import track_dataset
+from pmatrack_mini.tracking.tracker import Tracker
+from pmatrack_mini.training.train import train
 from pmatrack_mini.utils import machine_info, write_json_atomic, write_text_atomic
 
 TRAIN_SEED, TEST_SEEDS = 100, {"none": 9000, "small": 9000, "large": 9000}

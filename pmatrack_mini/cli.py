@@ -21,10 +21,10 @@ before any output is written where that can be checked first. Any other exceptio
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from .cli_args import int_at_least, output_file
 from .errors import PMATrackError
 
 
@@ -36,41 +36,9 @@ class ArgumentParser(argparse.ArgumentParser):
         raise PMATrackError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def int_at_least(low: int):
-    """An argparse ``type`` for integers >= ``low`` (``--sequences 0`` is an error, not an empty data set)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-    return parse
-
-
-def _output_file(path: str | None) -> None:
-    """Refuse an output file path that cannot be written (an existing folder), before any work is done."""
-    if path is not None and Path(path).is_dir():
-        raise PMATrackError(f"{path}: is a folder; give a file name for this output")
-
-
 def _output_folder(path: str) -> None:
     if Path(path).exists() and not Path(path).is_dir():
         raise PMATrackError(f"{path}: exists and is not a folder")
-
-
-def box_arg(text: str) -> tuple:
-    """An argparse ``type`` for a box ``x,y,w,h`` (commas or spaces): 4 finite numbers with w, h > 0."""
-    try:
-        values = [float(v) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected x,y,w,h, got {text!r}") from None
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected 4 finite numbers x,y,w,h, got {text!r}")
-    if values[2] <= 0 or values[3] <= 0:
-        raise argparse.ArgumentTypeError(f"box {text!r} has zero size (w and h must be > 0)")
-    return tuple(values)
 
 
 def _size(text: str) -> tuple:
@@ -99,10 +67,10 @@ def cmd_synth(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .evaluate import evaluate, format_report, plot_curves, save_report
+    from .evaluation.evaluate import evaluate, format_report, plot_curves, save_report
 
-    _output_file(args.json)
-    _output_file(args.plot)
+    output_file(args.json)
+    output_file(args.plot)
     rep = evaluate(args.dataset, args.results, gt=args.gt, list_file=args.list, aligned=args.aligned,
                    layout=args.layout)
     print(format_report(rep))
@@ -116,7 +84,7 @@ def cmd_eval(args) -> None:
 
 def cmd_reference(args) -> None:
     from .data.dataset import load_dataset
-    from .reference import reference_prediction
+    from .evaluation.reference import reference_prediction
     from .utils import write_boxes
 
     _output_folder(args.out)
@@ -187,20 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--list", default=None)
     r.set_defaults(func=cmd_reference)
 
-    from .profile_cli import add_cli as add_profile
-    from .reproduce import add_cli as add_reproduce
-    from .track_run import add_cli as add_track
-    from .train import add_cli as add_train
+    from .experiments.reproduce import add_cli as add_reproduce
+    from .profiling.profile_cli import add_cli as add_profile
+    from .tracking.track_run import add_cli as add_track
+    from .training.train import add_cli as add_train
 
     add_train(sub)
     add_track(sub)
     add_profile(sub)
     add_reproduce(sub)
-    from .calibrate import add_cli as add_calibrate
+    from .tracking.calibrate import add_cli as add_calibrate
     add_calibrate(sub)
     from .models.official import add_cli as add_convert
     add_convert(sub)
-    from .scorecard import add_cli as add_scorecard
+    from .experiments.scorecard import add_cli as add_scorecard
     add_scorecard(sub)
     return p
 

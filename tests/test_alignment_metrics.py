@@ -1,10 +1,10 @@
 """Alignment metrics: the inputs ``stage_inputs`` hands back are exactly what the network's stages read."""
 import torch
 
-from pmatrack_mini.alignment_metrics import stage_inputs
 from pmatrack_mini.config import get_config
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.data.sampler import PairSampler
+from pmatrack_mini.evaluation.alignment_metrics import stage_inputs
 from pmatrack_mini.models import build_model
 from pmatrack_mini.models.pmatrack import warp_tokens
 
@@ -53,7 +53,7 @@ def _errs():
 def test_stage_residuals_are_what_each_stage_faced():
     import numpy as np
 
-    from pmatrack_mini.alignment_metrics import stage_residuals
+    from pmatrack_mini.evaluation.alignment_metrics import stage_residuals
 
     res = stage_residuals(_errs(), "router")
     np.testing.assert_array_equal(res, [[10, 5], [20, 8], [2, 3], [40, 30]])
@@ -62,7 +62,7 @@ def test_stage_residuals_are_what_each_stage_faced():
 def test_router_probability_tables_by_attribute_and_by_residual():
     import numpy as np
 
-    from pmatrack_mini.alignment_metrics import router_probability_by_residual, router_probability_table
+    from pmatrack_mini.evaluation.alignment_metrics import router_probability_by_residual, router_probability_table
 
     names, roles = ("tre", "fme", "dpe"), ("center", "scale")
     t = router_probability_table(_errs(), "router", roles, names)
@@ -78,7 +78,7 @@ def test_router_probability_tables_by_attribute_and_by_residual():
 
 
 def test_stage_changes_verdicts():
-    from pmatrack_mini.alignment_metrics import stage_changes
+    from pmatrack_mini.evaluation.alignment_metrics import stage_changes
 
     c = stage_changes(_errs(), "router", ("center", "scale"))
     assert c["center"]["median_in"] == 15.0 and c["center"]["median_out"] == 6.5
@@ -93,7 +93,7 @@ def test_fusion_residuals_are_zero_untrained_and_measure_the_change(samples_dir)
     torch.manual_seed(0)
     net = build_model(cfg)
     b = PairSampler(load_dataset(samples_dir), cfg.model, cfg.train).batch(0, 2)
-    from pmatrack_mini.alignment_metrics import fusion_residuals
+    from pmatrack_mini.evaluation.alignment_metrics import fusion_residuals
 
     assert fusion_residuals(net, b) == {r: {"rgb": 0.0, "tir": 0.0} for r in ("center", "scale")}
     with torch.no_grad():
@@ -104,7 +104,7 @@ def test_fusion_residuals_are_zero_untrained_and_measure_the_change(samples_dir)
 
 
 def test_one_pair_errors_match_the_batch_evaluation(samples_dir, stage1_checkpoint, stage2_checkpoint):
-    from pmatrack_mini.alignment_metrics import alignment_errors, one_pair
+    from pmatrack_mini.evaluation.alignment_metrics import alignment_errors, one_pair
     from pmatrack_mini.models import model_from_checkpoint
 
     net, cfg, _ = model_from_checkpoint(stage2_checkpoint)

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pmatrack_mini.calibrate import fit_homography, read_homography_file, read_point_pairs, write_homography_file
 from pmatrack_mini.cli import main
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.geometry import apply_homography, fit_box_homography
+from pmatrack_mini.tracking.calibrate import (fit_homography, read_homography_file, read_point_pairs,
+                                              write_homography_file)
 
 RGB_WH, TIR_WH = (320, 256), (160, 128)
 # a realistic rig: scale ~0.48, a shift, 1.5 degrees of rotation and a little perspective (RGB px -> TIR px)

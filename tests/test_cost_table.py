@@ -6,8 +6,8 @@ import torch
 
 from pmatrack_mini.config import TOY_EXPERT_SIZES
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.cost_context import (cost_context, cost_penalty_note, format_cost_table, frame_rows, paper_style_baseline,
-                                   read_cost_table)
+from pmatrack_mini.profiling.cost_context import (cost_context, cost_penalty_note, format_cost_table, frame_rows,
+                                                  paper_style_baseline, read_cost_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 STORED = ROOT / "results" / "cost_table.json"
@@ -56,10 +56,10 @@ def test_read_cost_table_refuses_other_files(tmp_path):
 
 def test_paper_rows_are_single_expert_networks_counted_the_papers_way():
     from pmatrack_mini.config import get_config
-    from pmatrack_mini.cost_context import paper_rows
     from pmatrack_mini.models import build_model
     from pmatrack_mini.models.head import CenterHead
     from pmatrack_mini.profile import count_macs
+    from pmatrack_mini.profiling.cost_context import paper_rows
 
     toy = dict(model=dict(embed_dim=64, depth=3, num_heads=2, head_channels=32),
                align=dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES))

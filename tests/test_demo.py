@@ -3,9 +3,9 @@ the printed scores are those of the written results, and the GIF shows RGB besid
 import numpy as np
 from PIL import Image
 
-from pmatrack_mini import demo
 from pmatrack_mini.data.dataset import load_dataset
-from pmatrack_mini.evaluate import evaluate_predictions, read_results
+from pmatrack_mini.evaluation.evaluate import evaluate_predictions, read_results
+from pmatrack_mini.experiments import demo
 
 
 def test_median_column_reads_the_align_csv_rows():

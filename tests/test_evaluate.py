@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from pmatrack_mini import evaluate as E
 from pmatrack_mini.cli import main
 from pmatrack_mini.data.dataset import Sequence, load_dataset
 from pmatrack_mini.errors import PMATrackError
+from pmatrack_mini.evaluation import evaluate as E
 from pmatrack_mini.utils import write_boxes
 
 

@@ -3,12 +3,12 @@ import math
 import pytest
 import torch
 
-from pmatrack_mini.losses import param_loss
 from pmatrack_mini.models.experts import EXPERTS, build_expert, cell_mask
 from pmatrack_mini.models.experts.fme import frequency_split
 from pmatrack_mini.models.experts.tre import centroid_offset, displacement_histogram, plan_mode_offset
 from pmatrack_mini.ot import sinkhorn, grid_cost
 from pmatrack_mini.profile import expert_costs
+from pmatrack_mini.training.losses import param_loss
 
 C, G, S = 32, 8, 128
 

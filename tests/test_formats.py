@@ -11,8 +11,8 @@ from pmatrack_mini.cli import main
 from pmatrack_mini.data.dataset import load_dataset, load_sequence
 from pmatrack_mini.data.layouts import LAYOUTS, detect_layout
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.evaluate import read_result_file
-from pmatrack_mini.track_outputs import RESULT_FORMATS, write_result
+from pmatrack_mini.evaluation.evaluate import read_result_file
+from pmatrack_mini.tracking.track_outputs import RESULT_FORMATS, write_result
 
 NAMES = ("carA", "boy_2")
 T = 8

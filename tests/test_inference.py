@@ -7,8 +7,8 @@ from pmatrack_mini.data.dataset import load_dataset
 from pmatrack_mini.models import model_from_checkpoint
 from pmatrack_mini.models.experts.dpe import DPE, TinyUNet
 from pmatrack_mini.models.inference import TracedUNet, traced_for_inference
-from pmatrack_mini.tocu import TOCUConfig
-from pmatrack_mini.tracker import Tracker
+from pmatrack_mini.tracking.tocu import TOCUConfig
+from pmatrack_mini.tracking.tracker import Tracker
 
 
 def _trained_looking(stage2_checkpoint):

@@ -3,7 +3,7 @@ import math
 import torch
 from torchvision.ops import generalized_box_iou_loss
 
-from pmatrack_mini.losses import focal_loss, gaussian_heatmap, tracking_loss
+from pmatrack_mini.training.losses import focal_loss, gaussian_heatmap, tracking_loss
 
 
 def test_heatmap_peak_on_centre_cell():

@@ -14,8 +14,8 @@ from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.models import build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
 from pmatrack_mini.models.checkpoint import load_stage1
 from pmatrack_mini.profile import count_macs
-from pmatrack_mini.tracker import Tracker, track_sequence
-from pmatrack_mini.train import compute_loss, train, train_step
+from pmatrack_mini.tracking.tracker import Tracker, track_sequence
+from pmatrack_mini.training.train import compute_loss, train, train_step
 
 TINY = dict(embed_dim=64, depth=3, num_heads=2, head_channels=32)
 ALIGN = dict(layers=(0, 1, 2), tcmda_heads=2, tcmda_points=2, **TOY_EXPERT_SIZES)
@@ -164,8 +164,8 @@ def test_stage2_cli_resume_and_reload(stage1_ckpt, tmp_path, capsys):
     assert main(args) == 0
     full = load_checkpoint(tmp_path / "s2" / "final.pt")["model"]
     # interrupted after 2 steps, then resumed: the same weights
-    from pmatrack_mini.train import config_from_args
     from pmatrack_mini.cli import build_parser
+    from pmatrack_mini.training.train import config_from_args
     cfg = config_from_args(build_parser().parse_args(args))
     train(cfg, "data_samples", tmp_path / "s2b", stop_after=2, progress=False)
     resumed = train(cfg, "data_samples", tmp_path / "s2b", progress=False)["model"].state_dict()
@@ -214,7 +214,7 @@ def test_init_refuses_stage2_and_other_sizes(stage1_ckpt, tmp_path):
 
 def test_stage2_never_reads_model_pretrained(stage1_ckpt):
     """The tracker comes from --init; the file its backbone once started from is not part of its size."""
-    from pmatrack_mini.train import initial_network
+    from pmatrack_mini.training.train import initial_network
 
     cfg = get_config("cpu-mini", stage=2, model=dict(TINY, pretrained="nowhere.pth"), align=ALIGN,
                      train=dict(init=str(stage1_ckpt)))

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from pmatrack_mini.cli import main
 from pmatrack_mini.config import get_config
 from pmatrack_mini.models import build_model
-from pmatrack_mini.train import initial_network, train
+from pmatrack_mini.training.train import initial_network, train
 
 TINY = dict(embed_dim=64, depth=2, num_heads=2, head_channels=32)
 

@@ -4,7 +4,7 @@ import pytest
 
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.reference import BANDS, band_agreement
+from pmatrack_mini.evaluation.reference import BANDS, band_agreement
 
 
 def test_shapes_ranges_and_attributes(samples_dir):
@@ -28,7 +28,7 @@ def test_needs_the_true_homography(samples_dir):
 
 
 def test_summary_statistics_by_hand(samples_dir):
-    from pmatrack_mini.reference import band_agreement_summary
+    from pmatrack_mini.evaluation.reference import band_agreement_summary
 
     seqs = load_dataset(samples_dir)[:2]
     r = band_agreement(seqs, shifts=(0, 8), step=5)

@@ -567,8 +567,8 @@ def test_own_camera_cases_fail_for_their_own_reason(tmp_path, samples_dir, stage
     and each case ends in a clear error that names what it says it must, leaving nothing behind."""
     import shutil
 
-    from pmatrack_mini.calibrate import fit_homography, read_homography_file, read_point_pairs
     from pmatrack_mini.cli import main
+    from pmatrack_mini.tracking.calibrate import fit_homography, read_homography_file, read_point_pairs
 
     R = _battery()
     shared = tmp_path / "shared"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pmatrack_mini.cli import main
-from pmatrack_mini.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS, Workspace
-from pmatrack_mini.reproduce_report import ordering_lines
+from pmatrack_mini.experiments.reproduce import COMPONENT_ROWS, PROGRESSIVE_ROWS, Workspace
+from pmatrack_mini.experiments.reproduce_report import ordering_lines
 
 
 def test_reproduce_fast_pipeline_and_cache(tmp_path, capsys):
@@ -72,7 +72,7 @@ def test_ordering_lines_need_a_strict_rise():
 
 
 def test_goal_lines_say_met_or_not_with_the_numbers():
-    from pmatrack_mini.reproduce_report import goal_lines
+    from pmatrack_mini.experiments.reproduce_report import goal_lines
 
     def row(pr, npr, sr, macs=1.0, usage=None):
         return dict(PR=pr, NPR=npr, SR=sr, macs_per_frame=macs, expert_usage=usage or {})
@@ -129,7 +129,7 @@ def test_orderings_carry_intervals_and_say_within_noise():
 
 
 def test_intervals_match_a_direct_resampling():
-    from pmatrack_mini.intervals import mean_difference, paired_interval, verdict
+    from pmatrack_mini.evaluation.intervals import mean_difference, paired_interval, verdict
 
     rng = np.random.default_rng(1)
     a = rng.uniform(0, 1, 30)
@@ -146,8 +146,8 @@ def test_intervals_match_a_direct_resampling():
 
 def test_the_photograph_set_is_dynamic_offset_with_photographs(tmp_path):
     """Every row is tracked on it (``Workspace.test_sets``) unless ``photo_sequences`` is 0 (``--fast``)."""
-    from pmatrack_mini.reproduce import FAST
-    from pmatrack_mini.reproduce_report import PHOTO, STRESS
+    from pmatrack_mini.experiments.reproduce import FAST
+    from pmatrack_mini.experiments.reproduce_report import PHOTO, STRESS
 
     ws = Workspace(tmp_path, dataclasses.replace(FAST, photo_sequences=2), progress=False)
     assert ws.test_sets() == ("dynamic", STRESS, PHOTO)
@@ -163,7 +163,7 @@ def test_difficulty_line_ranks_experts_against_the_true_residual(tmp_path):
     """Spearman between the chosen expert's cost rank and the crop's residual, per stage; n/a for a constant choice."""
     import types
 
-    from pmatrack_mini.reproduce_report import difficulty_line
+    from pmatrack_mini.experiments.reproduce_report import difficulty_line
 
     def write(residuals):
         rows = ["frame,center_expert,refine_expert,residual_crop_px"]

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.losses import cpesl
 from pmatrack_mini.models.router import DMAE, mixing_weights
 from pmatrack_mini.profile import expert_cost_table
+from pmatrack_mini.training.losses import cpesl
 
 DIM, GRID, SIZE = 32, 8, 128
 # expert widths scaled down with the toy width 32 (the defaults are cpu-mini's, for C = 192), costs still rising

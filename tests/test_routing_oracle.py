@@ -5,10 +5,10 @@ import torch
 
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.data.sampler import PairSampler
+from pmatrack_mini.evaluation.routing_oracle import routing_against_oracle
 from pmatrack_mini.geometry import crop_center, normalized_to_crop_px
-from pmatrack_mini.losses import expert_error, stage_residual
 from pmatrack_mini.models import model_from_checkpoint
-from pmatrack_mini.routing_oracle import routing_against_oracle
+from pmatrack_mini.training.losses import expert_error, stage_residual
 
 
 def test_oracle_choices_and_agreement(samples_dir, stage2_checkpoint):

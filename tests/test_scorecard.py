@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pmatrack_mini import scorecard as sc
 from pmatrack_mini.errors import PMATrackError
+from pmatrack_mini.experiments import scorecard as sc
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQS = [f"seq{i:02d}" for i in range(12)]

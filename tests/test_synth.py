@@ -6,8 +6,8 @@ from pmatrack_mini.data.dataset import load_sequence
 from pmatrack_mini.data.synth import OFFSET_LEVELS, SynthConfig, render_sequence
 from pmatrack_mini.data.synth_sets import generate_dataset, read_record, samples_record, write_sequence
 from pmatrack_mini.errors import PMATrackError
+from pmatrack_mini.evaluation.reference import center_displacement
 from pmatrack_mini.geometry import apply_homography, box_center, invert, resize_homography, warp_boxes
-from pmatrack_mini.reference import center_displacement
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from pmatrack_mini.cli import main
 from pmatrack_mini.data.crops import crop_matrix
 from pmatrack_mini.geometry import homography_from_params
-from pmatrack_mini.tocu import TOCU, TOCUConfig, change_at, lift_alignment, residual_px
+from pmatrack_mini.tracking.tocu import TOCU, TOCUConfig, change_at, lift_alignment, residual_px
 
 
 
@@ -94,7 +94,7 @@ def test_tocu_refused_for_stage1_and_oracle(stage1_checkpoint, tmp_path, capsys)
 
 
 def test_decision_quality_sorts_proposals_by_their_true_gain():
-    from pmatrack_mini.track_outputs import decision_quality
+    from pmatrack_mini.tracking.track_outputs import decision_quality
 
     rows = [dict(tocu="accepted", residual_crop_px=5.0, residual_network_px=1.0),      # better
             dict(tocu="accepted", residual_crop_px=1.0, residual_network_px=4.0),      # worse

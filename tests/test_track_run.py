@@ -13,9 +13,9 @@ from pmatrack_mini.data.synth import SynthConfig
 from pmatrack_mini.data.synth_sets import generate_dataset
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.models import model_from_checkpoint
-from pmatrack_mini.tocu import TOCUConfig
-from pmatrack_mini.track_run import track_dataset
-from pmatrack_mini.tracker import Tracker
+from pmatrack_mini.tracking.tocu import TOCUConfig
+from pmatrack_mini.tracking.track_run import track_dataset
+from pmatrack_mini.tracking.tracker import Tracker
 
 # TOCU loose enough that an untrained network's proposals reach the check and some are accepted, so that the
 # batched check forward and updates of the running homography are exercised

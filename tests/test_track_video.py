@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from pmatrack_mini.calibrate import write_homography_file
 from pmatrack_mini.cli import main
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.data.dataset import load_sequence
 from pmatrack_mini.data.videos import sequence_to_videos, write_video
 from pmatrack_mini.geometry import fit_box_homography
-from pmatrack_mini.tocu import TOCU, TOCUConfig
+from pmatrack_mini.tracking.calibrate import write_homography_file
+from pmatrack_mini.tracking.tocu import TOCU, TOCUConfig
 
 FRAMES = 8
 

@@ -5,7 +5,7 @@ import pytest
 from pmatrack_mini.cli import main
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.errors import PMATrackError
-from pmatrack_mini.tracker import Tracker, clip_box, hann2d
+from pmatrack_mini.tracking.tracker import Tracker, clip_box, hann2d
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pmatrack_mini.config import get_config, merge
 from pmatrack_mini.data import load_dataset
 from pmatrack_mini.errors import PMATrackError
 from pmatrack_mini.models import load_checkpoint, model_from_checkpoint
-from pmatrack_mini.resume_check import differing, interrupted_cases, tiny_configs, train_killed_while_saving
-from pmatrack_mini.train import train
+from pmatrack_mini.training.resume_check import differing, interrupted_cases, tiny_configs, train_killed_while_saving
+from pmatrack_mini.training.train import train
 from pmatrack_mini.utils import leftover_temporaries
 
 TINY = dict(model=dict(embed_dim=64, depth=1, num_heads=2, head_channels=32),
@@ -74,7 +74,7 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, uninte
 def test_resume_restores_the_grad_scaler(tmp_path, monkeypatch):
     """A CPU GradScaler stands in for CUDA's (no GPU here): its scale doubles every step, so a resume that
     forgot it would restart from the initial scale."""
-    import pmatrack_mini.train as train_module
+    import pmatrack_mini.training.train as train_module
 
     monkeypatch.setattr(train_module, "make_scaler",
                         lambda device, amp: torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1))
@@ -114,7 +114,7 @@ def _ddp_worker(rank, world, port, result_file, root):
 
     from pmatrack_mini.data.sampler import PairSampler
     from pmatrack_mini.models import build_model
-    from pmatrack_mini.train import setup_distributed, train_step
+    from pmatrack_mini.training.train import setup_distributed, train_step
 
     torch.set_num_threads(1)
     assert setup_distributed("cpu") == (rank, world, torch.device("cpu"), True)
@@ -179,7 +179,7 @@ def test_ddp_on_two_gloo_processes_averages_gradients_and_resumes_exactly(tmp_pa
     (1, 4, "cuda:1", "give --device cuda"),
 ])
 def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch, local_rank, gpus, asked, expected):
-    from pmatrack_mini.distributed import local_device
+    from pmatrack_mini.training.distributed import local_device
 
     monkeypatch.setenv("WORLD_SIZE", "8")
     monkeypatch.setenv("LOCAL_RANK", str(local_rank))
@@ -205,7 +205,7 @@ def _gpu_worker(rank, world, port, root):
 
     import torch.distributed as dist
 
-    from pmatrack_mini.resume_check import deterministic
+    from pmatrack_mini.training.resume_check import deterministic
 
     deterministic("cuda")
     stage1, _ = tiny_configs("")

@@ -1,6 +1,6 @@
 """What a cached network says about its own training."""
 from pmatrack_mini.config import get_config
-from pmatrack_mini.trained import stage2_data_size, training_summary
+from pmatrack_mini.experiments.trained import stage2_data_size, training_summary
 
 
 def test_training_summary_reads_the_config():
@@ -43,7 +43,7 @@ def test_run_folder_keys_on_what_decides_the_weights():
     from pathlib import Path
 
     from pmatrack_mini.config import get_config, stage2_config
-    from pmatrack_mini.trained import run_folder
+    from pmatrack_mini.experiments.trained import run_folder
 
     key = lambda cfg: run_folder(Path("w"), "x", cfg).name
     base = get_config("cpu-mini", train=dict(steps=10))

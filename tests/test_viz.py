@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from pmatrack_mini.evaluation.viz import cells_to_crop_px, draw_query, draw_sampling_points  # noqa: E402
 from pmatrack_mini.geometry import homography_in_cells  # noqa: E402
-from pmatrack_mini.viz import cells_to_crop_px, draw_query, draw_sampling_points  # noqa: E402
 
 
 def test_cells_to_crop_px_inverts_homography_in_cells():
@@ -41,8 +41,8 @@ def test_draw_sampling_points_places_prior_and_points():
 
 
 def test_score_bars_draws_each_rows_mean_with_its_bootstrap_interval():
-    from pmatrack_mini.intervals import mean_interval
-    from pmatrack_mini.viz import score_bars
+    from pmatrack_mini.evaluation.intervals import mean_interval
+    from pmatrack_mini.evaluation.viz import score_bars
 
     rng = np.random.default_rng(0)
     per_seq = {lab: {"dynamic": {f"s{i}": {"PR": float(v), "NPR": float(v) / 2, "SR": float(v) / 3}

@@ -5,9 +5,9 @@
 The notebooks are exported as stored (run ``make notebooks`` first to refresh their outputs); nothing is executed.
 Figures are embedded in the pages; each notebook's widget state (stored when it was executed) is embedded too, so a
 browser with the widget manager shows each widget's initial view. The index holds the scorecard of the paper's claims
-(``pmatrack_mini.scorecard``) and, per notebook, its title and the question it answers. ``check_book`` verifies the
-result: every notebook has a page linked from the index, every image in a page decodes, every stored widget state
-made it into its page. Files are written atomically.
+(``pmatrack_mini.experiments.scorecard``) and, per notebook, its title and the question it answers. ``check_book``
+verifies the result: every notebook has a page linked from the index, every image in a page decodes, every stored
+widget state made it into its page. Files are written atomically.
 """
 import argparse
 import base64
@@ -24,7 +24,7 @@ from nbconvert.filters import markdown2html
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pmatrack_mini.scorecard import markdown as scorecard_markdown, scorecard  # noqa: E402
+from pmatrack_mini.experiments.scorecard import markdown as scorecard_markdown, scorecard  # noqa: E402
 from pmatrack_mini.utils import write_text_atomic  # noqa: E402
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data.sampler import PairSampler
-from .geometry import crop_center, normalized_to_crop_px
-from .losses import expert_error, stage_residual
+from ..data.sampler import PairSampler
+from ..geometry import crop_center, normalized_to_crop_px
+from ..training.losses import expert_error, stage_residual
 
 
 @torch.no_grad()

@@ -34,16 +34,16 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, get_config, parse_overrides, stage2_config
-from .data.dataset import load_dataset
-from .data.sampler import batch_loader
+from ..config import Config, get_config, parse_overrides, stage2_config
+from ..data.dataset import load_dataset
+from ..data.sampler import batch_loader
+from ..errors import PMATrackError
+from ..models.checkpoint import (build_model, checkpoint_config, load_pretrained, load_stage1, pretrained_summary,
+                                 save_checkpoint)
+from ..utils import atomic_path, check_device, leftover_temporaries, set_seed
 from .distributed import barrier, setup_distributed, shutdown, wrap
-from .errors import PMATrackError
 from .losses import alignment_loss, tracking_loss
-from .models.checkpoint import (build_model, checkpoint_config, load_pretrained, load_stage1, pretrained_summary,
-                                save_checkpoint)
 from .resume import checkpoint_extras, make_scaler, open_run, rank_stream, restore
-from .utils import atomic_path, check_device, leftover_temporaries, set_seed
 
 
 # ----------------------------------------------------------------------------- pieces

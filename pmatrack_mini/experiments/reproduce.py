@@ -27,17 +27,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .config import TOY_EXPERT_SIZES, get_config, stage2_config
-from .data.synth_sets import cached_dataset
-from .errors import PMATrackError
-from .evaluate import evaluate_predictions
-from .models.checkpoint import checkpoint_config, model_from_checkpoint
+from .. import __version__
+from ..config import TOY_EXPERT_SIZES, get_config, stage2_config
+from ..data.synth_sets import cached_dataset
+from ..errors import PMATrackError
+from ..evaluation.evaluate import evaluate_predictions
+from ..models.checkpoint import checkpoint_config, model_from_checkpoint
+from ..tracking.tocu import TOCUConfig
+from ..tracking.track_run import track_dataset
+from ..tracking.tracker import Tracker
+from ..utils import read_json, write_json_atomic
 from .reproduce_report import ONE_SHOT, PHOTO, STRESS, failure_report, write_table
-from .tocu import TOCUConfig
-from .track_run import track_dataset
-from .tracker import Tracker
-from .utils import read_json, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Workspace:
         return self._sets[folder.name]
 
     def stage1(self) -> Path:
-        from .train import train
+        from ..training.train import train
 
         run = self.root / "runs" / "stage1"
         if run.name in self._trained:
@@ -165,7 +165,7 @@ class Workspace:
         return run / "final.pt"
 
     def stage2(self, variant: str) -> Path:
-        from .train import train
+        from ..training.train import train
 
         init = self.stage1()
         run = self.root / "runs" / f"stage2_{variant}"
@@ -227,7 +227,7 @@ class Workspace:
 
     def report(self, row: Row, level: str) -> dict:
         """``evaluate``'s report of a tracked row at one level (curves, per-sequence scores), from its kept boxes."""
-        from .evaluate import read_results
+        from ..evaluation.evaluate import read_results
 
         seqs = self.data("test", level)
         return evaluate_predictions(seqs, read_results(self.root / "results" / self.row_key(row) / level, seqs))
@@ -273,7 +273,7 @@ def reproduce(table: str, out: str | Path, fast: bool = False, progress: bool = 
 
 
 def add_cli(sub) -> None:
-    from .cli import int_at_least
+    from ..cli_args import int_at_least
 
     p = sub.add_parser("reproduce", help="regenerate the paper's ablation tables on generated data")
     p.add_argument("--table", choices=["components", "progressive", "all"], default="all")

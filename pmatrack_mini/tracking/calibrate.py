@@ -34,13 +34,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .cli import _output_file, box_arg
-from .data.dataset import read_rows
-from .data.videos import first_frame
-from .errors import PMATrackError
-from .geometry import (apply_homography, box_corners, fit_box_homography, homography_problem, invert, normalize_h,
-                       warp_image)
-from .utils import atomic_path, write_text_atomic
+from ..cli_args import box_arg, output_file
+from ..data.dataset import read_rows
+from ..data.videos import first_frame
+from ..errors import PMATrackError
+from ..geometry import (apply_homography, box_corners, fit_box_homography, homography_problem, invert, normalize_h,
+                        warp_image)
+from ..utils import atomic_path, write_text_atomic
 
 DEGENERATE_TOL = 1e-8    # relative size of the DLT system's 8th singular value below which H is not determined
 SINGULAR_TOL = 1e-12     # 1 / condition number of H below which it is not invertible in floating point
@@ -229,8 +229,8 @@ def add_cli(sub) -> None:
 def cmd_calibrate(args) -> None:
     """Fit, check, draw, then write H and the figure (nothing is written when anything fails first)."""
     figure = Path(args.figure) if args.figure else Path(args.out).with_suffix(".png")
-    _output_file(args.out)
-    _output_file(str(figure))
+    output_file(args.out)
+    output_file(str(figure))
     if figure.resolve() == Path(args.out).resolve():
         raise PMATrackError(f"{args.out}: the homography and the figure would be the same file; give --figure")
     if args.boxes is not None and args.ransac is not None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data.dataset import Sequence
-from .geometry import apply_homography, box_corners, resize_homography, warp_boxes
-from .utils import atomic_path
+from ..data.dataset import Sequence
+from ..geometry import apply_homography, box_corners, resize_homography, warp_boxes
+from ..utils import atomic_path
 
 GREEN, RED = (0, 220, 0), (255, 40, 40)
 

@@ -27,16 +27,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data.synth_sets import cached_dataset
-from .evaluate import evaluate_predictions, plot_curves
-from .intervals import interval_text, mean_difference, paired_interval
-from .reference import misalignment_stats
-from .tocu import TOCUConfig
-from .track_run import track_dataset
-from .tracker import Tracker
+from ..data.synth_sets import cached_dataset
+from ..evaluation.evaluate import evaluate_predictions, plot_curves
+from ..evaluation.intervals import interval_text, mean_difference, paired_interval
+from ..evaluation.reference import misalignment_stats
+from ..evaluation.viz import GREEN, draw_homography_grid, draw_mapped_box, save_gif, side_by_side
+from ..tracking.tocu import TOCUConfig
+from ..tracking.track_run import track_dataset
+from ..tracking.tracker import Tracker
+from ..utils import FAST, set_seed
 from .trained import stage1_tracker, stage2_network, training_summary
-from .utils import FAST, set_seed
-from .viz import GREEN, draw_homography_grid, draw_mapped_box, save_gif, side_by_side
 
 TEST_SEED = 9700                      # held-out: no training set uses it
 COLORS = {"baseline": (70, 140, 255), "PMATrack": (255, 50, 50)}

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .cli import box_arg
-from .errors import PMATrackError
-from .viz import draw_homography_grid, draw_mapped_box, side_by_side
+from ..cli_args import box_arg
+from ..errors import PMATrackError
+from ..evaluation.viz import draw_homography_grid, draw_mapped_box, side_by_side
 
 GRID = 8                                      # grid lines per side of the RGB frame drawn on the TIR frame
 
@@ -40,7 +40,7 @@ def add_video_arguments(t) -> None:
 def video_input(args):
     """The sequence ``--rgb/--tir`` describe, with every option checked first (nothing is written on bad input)."""
     from .calibrate import read_homography_file
-    from .data.videos import video_sequence
+    from ..data.videos import video_sequence
 
     if not (args.rgb and args.tir):
         raise PMATrackError("give --dataset DIR, or --rgb and --tir (videos or folders of frames)")
@@ -76,7 +76,7 @@ def write_annotated_video(seq, boxes: np.ndarray, Hs: list, path: str | Path, pr
     (frame 0: the homography the tracker started from)."""
     from tqdm.auto import tqdm
 
-    from .data.videos import frame_rate, write_video
+    from ..data.videos import frame_rate, write_video
 
     def frames():
         for t in tqdm(range(len(seq)), desc="video", disable=not progress, unit="frame"):

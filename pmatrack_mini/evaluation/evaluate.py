@@ -44,10 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.dataset import Sequence, load_dataset
-from .errors import PMATrackError
-from .geometry import box_center, warp_boxes
-from .utils import atomic_path, write_json_atomic
+from ..data.dataset import Sequence, load_dataset
+from ..errors import PMATrackError
+from ..geometry import box_center, warp_boxes
+from ..utils import atomic_path, write_json_atomic
 
 PR_THRESHOLDS = np.arange(0, 51, dtype=np.float64)               # 51 values, score at 20 px
 NPR_THRESHOLDS = np.round(np.arange(0, 51) * 0.01, 2)            # 51 values, score at 0.20

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .errors import PMATrackError
+from ..errors import PMATrackError
 
 
 def local_device(device: str | torch.device) -> torch.device:

@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import int_at_least
-from .data.dataset import Sequence, load_dataset
-from .errors import PMATrackError
+from ..cli_args import int_at_least
+from ..data.dataset import Sequence, load_dataset
+from ..errors import PMATrackError
+from ..utils import check_device
 from .tocu import TOCUConfig
 from .track_outputs import (RESULT_FORMATS, frame_row, overall_summary, sequence_summary, write_align_csv, write_result,
                             write_summary)
 from .track_video import add_video_arguments, video_input, write_annotated_video
 from .tracker import PREALIGN, Tracker, TrackState
-from .utils import check_device
 
 
 @dataclass
@@ -191,8 +191,8 @@ def add_cli(sub) -> None:
 
 def _cmd_track(args) -> None:
     check_device(args.device)
-    from .models.checkpoint import model_from_checkpoint
-    from .models.inference import TRACE_FROM_FRAMES
+    from ..models.checkpoint import model_from_checkpoint
+    from ..models.inference import TRACE_FROM_FRAMES
 
     if args.dataset and (args.rgb or args.tir):
         raise PMATrackError("give either --dataset or --rgb/--tir, not both")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data.sampler import PairSampler
-from .geometry import apply_homography_torch, invert_homography_torch, normalized_to_crop_px, warp_features
+from ..data.sampler import PairSampler
+from ..geometry import apply_homography_torch, invert_homography_torch, normalized_to_crop_px, warp_features
 
 ATTRIBUTE_SUBSETS = ("occlusion", "distractor", "thermal_crossover", "low_illumination", "prealign_drift")
 

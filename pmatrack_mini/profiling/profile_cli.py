@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import torch
 
-from .config import ROUTING_MODES, get_config
+from ..config import ROUTING_MODES, get_config
+from ..errors import PMATrackError
+from ..paper import PAPER_GFLOPS  # noqa: F401  (the paper's FLOPs column, also importable from here)
+from ..profile import component_macs
+from ..utils import write_json_atomic
 from .cost_context import cost_context_table, cost_penalty_note, format_cost_table
-from .errors import PMATrackError
-from .paper import PAPER_GFLOPS  # noqa: F401  (the paper's FLOPs column, also importable from here)
-from .profile import component_macs
-from .utils import write_json_atomic
 
 
 def profile_model(model, routings) -> dict:
@@ -74,7 +74,7 @@ def add_cli(sub) -> None:
 
 
 def _cmd(args) -> None:
-    from .models import build_model, model_from_checkpoint
+    from ..models import build_model, model_from_checkpoint
 
     if args.checkpoint:
         model, cfg, _ = model_from_checkpoint(args.checkpoint)

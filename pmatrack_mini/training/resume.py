@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Config, config_from_dict, resume_differences
+from ..config import Config, config_from_dict, resume_differences
+from ..errors import PMATrackError
+from ..models.checkpoint import load_checkpoint
 from .distributed import gather_to_rank0
-from .errors import PMATrackError
-from .models.checkpoint import load_checkpoint
 
 
 def rank_stream(seed: int, rank: int) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import apply_homography, box_center, homography_problem, invert
+from ..geometry import apply_homography, box_center, homography_problem, invert
 
 
 @dataclass
@@ -68,7 +68,7 @@ def change_at(delta: np.ndarray, point) -> float:
 
 def iou_xywh(a, b) -> float:
     """Pixel-inclusive IoU of two x, y, w, h boxes (the metrics' convention)."""
-    from .evaluate import iou_inclusive
+    from ..evaluation.evaluate import iou_inclusive
 
     return float(iou_inclusive(np.asarray(a, dtype=np.float64)[None], np.asarray(b, dtype=np.float64)[None])[0])
 

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss
 
-from .geometry import (alignment_params, apply_homography_torch, crop_center, cxcywh_to_xyxy, invert_homography_torch,
-                       normalized_to_crop_px)
+from ..geometry import (alignment_params, apply_homography_torch, crop_center, cxcywh_to_xyxy, invert_homography_torch,
+                        normalized_to_crop_px)
 
 
 def gaussian_heatmap(boxes: torch.Tensor, feat_size: int) -> torch.Tensor:
@@ -122,7 +122,7 @@ def break_even_px(cost_cheap: float, cost_dear: float, lambda_cost: float, searc
 
 def cell_mask_at(center_px: torch.Tensor, size_px: torch.Tensor, grid: int, search_size: int) -> torch.Tensor:
     """(B, grid * grid) target mask of a box given by its centre and size in crop px (pixel-centre coordinates)."""
-    from .models.experts import cell_mask
+    from ..models.experts import cell_mask
 
     c = (center_px + 0.5) / search_size                                        # -> normalised edge coordinates
     return cell_mask(torch.cat([c, size_px / search_size], dim=1), grid)

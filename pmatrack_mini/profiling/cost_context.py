@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from .profile import _ExpertCall, component_macs, count_macs, expert_cost_table, sizes_key
+from ..profile import _ExpertCall, component_macs, count_macs, expert_cost_table, sizes_key
 
 
 
@@ -26,9 +26,9 @@ def cost_context(preset: str, seed: int = 0) -> dict:
     "per_stage": {"router", "tcmda", "warp"} (the centre stage's), "stages" (how many), "stage2_soft" (the stage-2
     network with every expert running), "seconds"}. Expert costs are per call at the centre stage, the same at every
     stage (``expert_cost_table``). The paper preset is counted on the CPU (about 5-10 s on 2 cores)."""
-    from .config import EXPERT_NAMES, get_config
-    from .models import build_model
-    from .models.head import CenterHead
+    from ..config import EXPERT_NAMES, get_config
+    from ..models import build_model
+    from ..models.head import CenterHead
 
     t0 = time.perf_counter()
     cfg = get_config(preset, stage=2)
@@ -74,7 +74,7 @@ def cost_context_table(presets=("cpu-mini", "paper"), seed: int = 0) -> dict:
     """:func:`cost_context` of each preset, with the paper's FLOPs column and the official expert constants beside
     them: {"presets": {preset: ...}, "paper_gflops": {...}, "official_expert_gflops": {...}}. Shown by
     :func:`format_cost_table`; ``benchmarks/cost_table.py`` stores it in ``results/cost_table.json``."""
-    from .paper import OFFICIAL_EXPERT_GFLOPS, PAPER_GFLOPS
+    from ..paper import OFFICIAL_EXPERT_GFLOPS, PAPER_GFLOPS
 
     out = dict(presets={p: cost_context(p, seed) for p in presets}, paper_gflops=dict(PAPER_GFLOPS),
                official_expert_gflops=dict(OFFICIAL_EXPERT_GFLOPS))
@@ -92,10 +92,10 @@ def paper_rows(preset: str = "paper", seed: int = 0, **overrides) -> dict:
     three stages of TCMDA and that one expert). Returns {"rows": {row: GMACs}, "paper": {row: the paper's GFLOPs},
     "within": {row: |ours / paper - 1|}}. About 20 s on 2 cores at the paper preset. ``overrides``: config sections
     for every network (``model=...``, ``align=...``; tests use a toy width)."""
-    from .config import EXPERT_NAMES, get_config
-    from .models import build_model
-    from .models.head import CenterHead
-    from .paper import PAPER_GFLOPS
+    from ..config import EXPERT_NAMES, get_config
+    from ..models import build_model
+    from ..models.head import CenterHead
+    from ..paper import PAPER_GFLOPS
 
     m = get_config(preset, **overrides).model
     with torch.random.fork_rng(devices=[]):
@@ -196,8 +196,8 @@ def cost_penalty_note(table: dict) -> str:
             s += (" c_e is close to 1 for all three experts and a cost penalty can buy no measurable saving at this "
                   "size.")
         else:
-            from .config import get_config
-            from .losses import break_even_px
+            from ..config import get_config
+            from ..training.losses import break_even_px
 
             cfg = get_config(p, stage=2)
             S, lam = cfg.model.search_size, cfg.align.lambda_cost
@@ -230,8 +230,8 @@ def cost_penalty_note(table: dict) -> str:
 def read_cost_table(path) -> dict:
     """The table a ``benchmarks/cost_table.py`` run stored (the JSON holds it under "table", with the command, the
     machine and the time)."""
-    from .errors import PMATrackError
-    from .utils import read_json
+    from ..errors import PMATrackError
+    from ..utils import read_json
 
     obj = read_json(path)
     if "table" not in obj or "presets" not in obj["table"]:

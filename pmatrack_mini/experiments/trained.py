@@ -14,10 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from .config import OPERATIONAL, get_config, stage2_config
-from .data.synth_sets import cached_dataset
-from .models.checkpoint import checkpoint_config, model_from_checkpoint
-from .utils import FAST, folder_lock
+from ..config import OPERATIONAL, get_config, stage2_config
+from ..data.synth_sets import cached_dataset
+from ..models.checkpoint import checkpoint_config, model_from_checkpoint
+from ..utils import FAST, folder_lock
 
 STAGE1_TRAIN_SEED, STAGE2_TRAIN_SEED = 100, 300
 # CI size (PMATRACK_FAST, the one switch): the stage-2 networks' experts at a quarter to a half of cpu-mini's widths,
@@ -28,7 +28,7 @@ CI_EXPERT_SIZES = dict(tre_dim=48, fme_dim=64, fme_gate_hidden=32, fme_channels=
 def stage1_tracker(work: str | Path, steps: int, seed: int = 0, progress: bool = False, batch_size: int | None = None):
     """The cpu-mini RGBT tracker trained ``steps`` steps on aligned generated sequences (batch ``batch_size``;
     default 8 for a CI-sized run, 32 otherwise). Returns (model, cfg)."""
-    from .train import train
+    from ..training.train import train
 
     work = Path(work)
     small = steps <= 50
@@ -90,7 +90,7 @@ def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None
     ``stage1_batch_size``).
 
     ``overrides`` go to the stage-2 config (``align=...``, ``train=...``). Returns (model, cfg)."""
-    from .train import train
+    from ..training.train import train
 
     work = Path(work)
     stage1_steps = stage1_steps or max(steps, 30)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.dataset import Sequence
-from .errors import PMATrackError
-from .geometry import apply_homography, box_center, invert, resize_homography, warp_boxes
+from ..data.dataset import Sequence
+from ..errors import PMATrackError
+from ..geometry import apply_homography, box_center, invert, resize_homography, warp_boxes
 
 REFERENCES = ("static", "tir-naive")
 
@@ -71,8 +71,8 @@ def band_agreement(sequences: list, factor: float = 4.0, size: int = 128, shifts
     band: (n, len(shifts)) for band in :data:`BANDS`}."""
     import torch
 
-    from .data.crops import crop_around, crop_pair, cut
-    from .models.experts.fme import band_correlations
+    from ..data.crops import crop_around, crop_pair, cut
+    from ..models.experts.fme import band_correlations
 
     out = {"sequence": [], "frame": [], "attributes": {}, "shifts": list(shifts), **{b: [] for b in BANDS}}
     attr_names = sorted({a for s in sequences for a in s.attributes})

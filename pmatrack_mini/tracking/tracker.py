@@ -30,16 +30,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import Config
-from .data.crops import crop_around, crop_pair
-from .data.dataset import Sequence
-from .data.sampler import to_tensor_images
-from .errors import PMATrackError
-from .geometry import (box_center, cxcywh_to_xywh, fit_box_homography, homography_problem, invert, resize_homography,
-                       valid_box, warp_boxes)
-from .models.head import decode
-from .models.inference import traced_for_inference
-from .profile import frame_macs, network_cost_table
+from ..config import Config
+from ..data.crops import crop_around, crop_pair
+from ..data.dataset import Sequence
+from ..data.sampler import to_tensor_images
+from ..errors import PMATrackError
+from ..geometry import (box_center, cxcywh_to_xywh, fit_box_homography, homography_problem, invert, resize_homography,
+                        valid_box, warp_boxes)
+from ..models.head import decode
+from ..models.inference import traced_for_inference
+from ..profile import frame_macs, network_cost_table
 from .tocu import TOCU, TOCUConfig, lift_alignment
 from .track_outputs import frame_row
 

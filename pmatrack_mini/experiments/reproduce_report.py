@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .intervals import gap_share, interval_text, mean_difference, paired_interval, paired_values, verdict
-from .utils import machine_info, read_json, write_json_atomic, write_text_atomic
+from ..evaluation.intervals import gap_share, interval_text, mean_difference, paired_interval, paired_values, verdict
+from ..utils import machine_info, read_json, write_json_atomic, write_text_atomic
 
 STRESS = "stress"                        # the modality-failure set, reported on its own
 PHOTO = "photo"                          # the photograph set (dynamic offset), reported on its own
@@ -39,7 +39,7 @@ def failure_report(seqs: list, preds: dict, folder: Path) -> dict:
 
     import numpy as np
 
-    from .evaluate import center_errors
+    from ..evaluation.evaluate import center_errors
 
     ok = {"during": [], "after": [], "elsewhere": []}
     accepted = {"during": [], "elsewhere": []}

@@ -19,11 +19,11 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import PMATrackError
-from .intervals import interval_text, mean_difference, paired_interval, paired_values, verdict
+from ..errors import PMATrackError
+from ..evaluation.intervals import interval_text, mean_difference, paired_interval, paired_values, verdict
+from ..utils import read_json, write_json_atomic, write_text_atomic
 from .reproduce_report import DPE_ONLY as DPE, FME_ONLY as FME, FULL, NO_TOCU, ONE_SHOT, PHOTO, STAGES, STATIC, STRESS
 from .reproduce_report import TRE_ONLY as TRE
-from .utils import read_json, write_json_atomic, write_text_atomic
 
 BEGIN, END = "<!-- scorecard -->", "<!-- /scorecard -->"
 SOURCES = ("reproduce/components.json", "reproduce/progressive.json", "stage2_alignment.json", "router_inputs.json")

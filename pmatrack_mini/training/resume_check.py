@@ -1,6 +1,6 @@
 """Does an interrupted run end with the weights of an uninterrupted one? Interrupt, resume, compare.
 
-    python -m pmatrack_mini.resume_check --data data_samples [--device cuda] [--amp]
+    python -m pmatrack_mini.training.resume_check --data data_samples [--device cuda] [--amp]
 
 Cases, each for a tiny stage-1 tracker (with drop-path, so the random streams matter) and a stage-2 network on it:
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from .config import TOY_EXPERT_SIZES, Config, config_from_dict, get_config, merge, stage2_config
-from .models.checkpoint import load_checkpoint
+from ..config import TOY_EXPERT_SIZES, Config, config_from_dict, get_config, merge, stage2_config
+from ..models.checkpoint import load_checkpoint
 
 TINY_MODEL = dict(embed_dim=64, depth=2, num_heads=2, head_channels=32, drop_path=0.3)
 TINY_TRAIN = dict(steps=4, batch_size=4, ckpt_every=2, log_every=1, warmup_steps=1)
@@ -68,11 +68,11 @@ def train_killed_while_saving(cfg: Config, data: list, out: Path, at_step: int, 
     out.mkdir(parents=True, exist_ok=True)
     cfg_file = out.parent / f".{out.name}.config.json"
     cfg_file.write_text(json.dumps(cfg.to_dict()))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                        os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS=str(torch.get_num_threads()))        # this process's thread count: the same sums
-    cmd = [sys.executable, "-m", "pmatrack_mini.resume_check", "--child", str(cfg_file), str(out), str(at_step),
-           "--device", device] + (["--amp"] if amp else []) + ["--data"] + [str(d) for d in data]
+    cmd = [sys.executable, "-m", "pmatrack_mini.training.resume_check", "--child", str(cfg_file), str(out),
+           str(at_step), "--device", device] + (["--amp"] if amp else []) + ["--data"] + [str(d) for d in data]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     finally:

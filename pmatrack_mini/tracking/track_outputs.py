@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import PMATrackError
+from ..utils import write_boxes, write_json_atomic, write_text_atomic
 from .tocu import residual_px
-from .errors import PMATrackError
-from .utils import write_boxes, write_json_atomic, write_text_atomic
 
 
 def frame_row(t: int, info: dict, H_true=None, gt_box=None) -> dict:
