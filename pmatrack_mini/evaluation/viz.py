@@ -146,13 +146,13 @@ def score_bars(per_sequence: dict, labels: list, level: str, metrics=("PR", "NPR
                    for m in metrics} for lab in labels}
     n = len(per_sequence[labels[0]][level])
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.32 * len(labels) + 1.2), sharey=True)
-    for ax, m in zip(np.atleast_1d(axes), metrics):
-        mean = np.array([stats[lab][m][0] for lab in labels])
-        err = np.array([[mean[i] - stats[lab][m][1], stats[lab][m][2] - mean[i]] for i, lab in enumerate(labels)]).T
-        colours = [plt.cm.tab20(i % 20) for i in range(len(labels))]
-        ax.barh(range(len(labels)), mean, xerr=np.nan_to_num(err), color=colours, error_kw=dict(lw=0.8, capsize=2))
-        ax.set(xlabel=f"{m} (%)", title=f"{m}, offset {level} ({n} sequences)")
     axes = np.atleast_1d(axes)
+    colours = [plt.cm.tab20(i % 20) for i in range(len(labels))]
+    for ax, m in zip(axes, metrics):
+        mean, low, high = np.array([stats[lab][m] for lab in labels]).T             # (3, rows)
+        ax.barh(range(len(labels)), mean, xerr=np.nan_to_num([mean - low, high - mean]), color=colours,
+                error_kw=dict(lw=0.8, capsize=2))
+        ax.set(xlabel=f"{m} (%)", title=f"{m}, offset {level} ({n} sequences)")
     axes[0].set_yticks(range(len(labels)), labels)
     axes[0].invert_yaxis()
     fig.tight_layout()
