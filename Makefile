@@ -9,6 +9,18 @@ DEMO_DIR ?= runs/demo
 
 install: $(STAMP)
 
+# The book's pages load require.js, the widget manager and MathJax: fetched once into .venv (tools/book_assets.py,
+# from the npm registry and the MathJax wheel) so the book works offline; chromium + chromedriver (Debian packages,
+# installed when missing; root needed) open it headless in `make book` and `make test`.
+BOOK_ASSETS := $(VENV)/share/book-assets
+BROWSER := $(VENV)/.browser
+$(BROWSER): $(STAMP) tools/book_assets.py
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		[ "$$(id -u)" = 0 ] || { echo "error: the book's check needs chromium and chromedriver (as root: apt-get install chromium chromium-driver)" >&2; exit 2; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	$(PY) tools/book_assets.py --out $(BOOK_ASSETS)
+	touch $@
+
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -21,8 +33,8 @@ demo: $(STAMP)
 # PMATRACK_FAST=1 is the one CI-size switch (read in pmatrack_mini/config.py). Two pytest workers, one torch thread
 # each (most of the suite is small tensors and Python: two processes on two cores finish far sooner than one process
 # with two threads); --dist loadscope keeps each notebook's cells, in order, in one worker.
-test: $(STAMP)
-	OMP_NUM_THREADS=1 PMATRACK_FAST=1 MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadscope tests notebooks \
+test: $(STAMP) $(BROWSER)
+	OMP_NUM_THREADS=1 PMATRACK_FAST=1 PMATRACK_REQUIRE_BROWSER=1 MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadscope tests notebooks \
 		--nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
@@ -56,8 +68,8 @@ notebooks: $(STAMP)
 notebooks-fast: $(STAMP)
 	PMATRACK_FAST=1 $(PY) tools/build_notebooks.py
 
-# Static HTML of the executed notebooks with an index page: book/index.html.
-book: $(STAMP)
+# Static HTML of the executed notebooks with an index page, book/index.html, then checked in headless Chromium.
+book: $(STAMP) $(BROWSER)
 	$(PY) tools/build_book.py --out book
 
 clean:

@@ -69,6 +69,21 @@ def test_claims_that_do_not_hold_or_are_partial(tmp_path):
     assert get("Gap: alignment learned").verdict == "does not hold"
 
 
+def test_differences_within_noise_are_not_shown_rather_than_refuted(tmp_path):
+    """Equal means with a wide scatter: every interval straddles 0, so no claim is refuted, and none holds."""
+    noisy = lambda seed: _row(0.45, seed=seed, noise=0.2)
+    comp = {sc.STATIC: noisy(1), sc.TRE: noisy(2), sc.FME: noisy(3), sc.DPE: noisy(4),
+            sc.NO_TOCU: noisy(5), sc.FULL: noisy(6)}
+    prog = {sc.STATIC: noisy(7), sc.STAGES[0]: noisy(8), sc.STAGES[1]: noisy(9), sc.STAGES[2]: noisy(10),
+            sc.ONE_SHOT: noisy(11)}
+    claims = {c.claim.split(" (")[0]: c for c in sc.scorecard(_write(tmp_path, comp, prog))}
+    for start in ("Progressive alignment", "Progressive beats", "Each expert", "TOCU", "Gap: the paper does not test",
+                  "Gap: alignment learned"):
+        claim = next(c for t, c in claims.items() if t.startswith(start))
+        assert claim.verdict == "not shown", (start, claim.number)
+        assert "within noise" in claim.reason or "within noise" in claim.number
+
+
 def test_missing_rows_are_named_not_guessed(tmp_path):
     claims = sc.scorecard(_write(tmp_path, {"Baseline": _row(0.5)}, {}))
     assert all(c.verdict == "not measured" for c in claims if "stage2_alignment" not in c.reason

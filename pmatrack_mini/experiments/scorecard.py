@@ -10,7 +10,8 @@ in: rerunning a benchmark changes the card. Verdicts:
 * **holds**: every difference the claim needs lies on the claimed side (per-sequence bootstrap 95 % interval, or the
   point estimate when the stored file has no per-sequence scores: the line says so);
 * **partly**: some of them do;
-* **does not hold**: none does (an interval that straddles 0 counts as not shown: "within noise");
+* **does not hold**: none does, and at least one lies on the other side (the data speak against the claim);
+* **not shown**: every difference is within noise (its interval straddles 0): the data neither support nor refute it;
 * **not measured**: the stored results lack the rows the claim needs (the line names them).
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ LEVEL = "dynamic"                        # the level where alignment matters: th
 @dataclass(frozen=True)
 class Claim:
     claim: str                           # what the paper says (or the gap it leaves)
-    verdict: str                         # holds / partly / does not hold / not measured
+    verdict: str                         # holds / partly / does not hold / not shown / not measured
     number: str                          # the key number(s), with the interval
     reason: str                          # why, from the same files
     notebook: str                        # where a reader sees it
@@ -68,7 +69,9 @@ class Table:
 
 def _share(words: list[str]) -> str:
     hits = sum(w == "reproduced" for w in words)
-    return "holds" if hits == len(words) else "partly" if hits else "does not hold"
+    if hits:
+        return "holds" if hits == len(words) else "partly"
+    return "does not hold" if "NOT reproduced" in words else "not shown"
 
 
 def _not_measured(claim: str, table: Table, missing: list[str], notebook: str) -> Claim:
@@ -106,7 +109,7 @@ def experts_add(comp: Table) -> Claim:
     over = [comp.difference(STATIC, e) for e in labels[1:]]
     order = [comp.difference(a, b) for a, b in zip(labels[1:], labels[2:])]
     beat = [w for w, _ in over]
-    word = "does not hold" if "reproduced" not in beat else \
+    word = _share(beat) if "reproduced" not in beat else \
         "holds" if _share(beat + [w for w, _ in order]) == "holds" else "partly"
     return Claim(claim, word, f"PR {LEVEL}: " + ", ".join(f"{lab} {comp.pr(lab)}" for lab in labels)
                  + "; over static " + ", ".join(t for _, t in over) + comp.note(),
