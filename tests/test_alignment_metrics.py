@@ -119,3 +119,33 @@ def test_one_pair_errors_match_the_batch_evaluation(samples_dir, stage1_checkpoi
         assert abs(tre["error_px"] - ref["tre"]["after"][i, -1]) < 1e-3
         assert tre["experts"] == {r: "tre" for r in net.roles} and tre["score_map"].shape == (G, G)
         assert none["tir_seen"].shape == (3, cfg.model.search_size, cfg.model.search_size)
+
+
+def test_true_shift_cells_is_the_target_displacement_in_cells(samples_dir):
+    """A hand-made pair: the TIR crop moved by (2, -1) cells and scaled 1.1 about the crop centre; the shift is read
+    at the RGB target (not the crop centre), in cells of search_size / grid px. On sampled pairs it agrees with the
+    TIR - RGB box-centre offset, and is NaN where the homography is unknown."""
+    from pmatrack_mini.config import merge
+    from pmatrack_mini.evaluation.alignment_metrics import true_shift_cells
+    from pmatrack_mini.geometry import crop_center, normalized_to_crop_px, params_to_homography
+
+    S, G = 128, 8
+    P = S // G
+    H = params_to_homography(torch.tensor([[2.0 * P, -1.0 * P, 0.0953, 0.0953]]), crop_center(S))   # scale ~1.1
+    box = torch.tensor([[0.75, 0.25, 0.1, 0.1]])                                  # target off the crop centre
+    batch = {"box": box, "H_crop": H, "px_per_crop_px": torch.ones(1)}
+    c = normalized_to_crop_px(box[0, :2], S)
+    expect = (torch.tensor([2.0 * P, -1.0 * P]) + (torch.tensor(0.0953).exp() - 1) * (c - crop_center(S))) / P
+    torch.testing.assert_close(true_shift_cells(batch, S, G)[0], expect)
+    assert (true_shift_cells(batch, S, G)[0] - torch.tensor([2.0, -1.0])).abs().max() > 0.1   # not the centre's shift
+    batch["H_crop"] = torch.full((1, 3, 3), float("nan"))
+    assert torch.isnan(true_shift_cells(batch, S, G)).all()
+
+    cfg = get_config("cpu-mini")
+    seqs = [s for s in load_dataset(samples_dir) if s.name.startswith("large")]
+    tcfg = merge(cfg.train, dict(prealign="mixture", residual_mix=(0, 0, 1, 0), residual_scale=0.0))
+    b = PairSampler(seqs, cfg.model, tcfg).batch(1, 8)
+    S, G = cfg.model.search_size, cfg.model.feat_size
+    d = true_shift_cells(b, S, G)
+    assert d.norm(dim=1).max() > 1.0                                               # shifts of cells, not of pixels
+    torch.testing.assert_close(d, b["offset"] / (S / G), atol=0.01, rtol=0)

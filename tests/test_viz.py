@@ -59,3 +59,17 @@ def test_score_bars_draws_each_rows_mean_with_its_bootstrap_interval():
     assert np.allclose(widths, [stats["a"]["PR"][0], stats["b"]["PR"][0]])     # bars at the means, in the rows' order
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
     plt.close(fig)
+
+
+def test_redraw_panel_starts_empty_and_redraws_with_every_controls_values():
+    import ipywidgets as widgets
+
+    from pmatrack_mini.evaluation.viz import redraw_panel
+
+    calls = []
+    controls = dict(level=widgets.Dropdown(options=["small", "large"], value="small"), pair=widgets.IntSlider(0, 0, 7))
+    panel = redraw_panel(lambda level, pair: calls.append((level, pair)), controls)
+    assert isinstance(panel, widgets.Output) and calls == [] and panel.outputs == ()   # nothing drawn, nothing stored
+    controls["pair"].value = 3
+    controls["level"].value = "large"
+    assert calls == [("small", 3), ("large", 3)]

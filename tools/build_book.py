@@ -70,6 +70,8 @@ def build(out: Path, paths: list[Path], assets: Path = ASSETS) -> list[Path]:
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         body, _ = exporter.from_notebook_node(nb)
+        if f'<script src="{MATHJAX}"' not in body:                # nbconvert's template changed: say so
+            raise AssetError(f"{path.name}: the exported page loads no {MATHJAX}")
         body = body.replace(f'<script src="{MATHJAX}"', MATHJAX_FONT + f'<script src="{MATHJAX}"', 1)
         body = body.replace("<head>", "<head>" + NO_FAVICON, 1)
         page = out / f"{path.stem}.html"

@@ -64,6 +64,16 @@ def _target_points(batch: dict, search_size: int, device="cpu") -> tuple:
     return c, true_at, batch["px_per_crop_px"].to(device)
 
 
+def true_shift_cells(batch: dict, search_size: int, grid: int) -> torch.Tensor:
+    """(B, 2) the true displacement (dx, dy) of each pair's TIR target from its RGB target, in cells of the search
+    feature grid (one cell = search_size / grid crop px): H(c) - c, with H the exact RGB crop -> TIR crop homography
+    (``H_crop``) and c the RGB target centre, the centre stage's ground truth (``losses.stage_residual`` with no stage
+    before it). Where a by-displacement map (TRE's plan histogram, FME's correlation by displacement; entry
+    p_j - p_i, TIR cell minus RGB cell) should peak; NaN for a pair whose homography is unknown."""
+    c, true_at, _ = _target_points(batch, search_size)
+    return (true_at - c) / (search_size / grid)
+
+
 def _residual_px(H, c, true_at, px):
     """(B,) || H(c) - H_true(c) || in RGB px: the error at the target of the alignment H (None: no alignment)."""
     at = c if H is None else apply_homography_torch(H, c[:, None])[:, 0]

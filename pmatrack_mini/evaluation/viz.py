@@ -1,5 +1,5 @@
 """Pictures: tracked boxes drawn on both modalities, a homography's grid, GIFs; where TCMDA samples the other
-modality."""
+modality; the notebooks' widget panels (``redraw_panel``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -157,3 +157,25 @@ def score_bars(per_sequence: dict, labels: list, level: str, metrics=("PR", "NPR
     axes[0].invert_yaxis()
     fig.tight_layout()
     return fig, stats
+
+
+# ----------------------------------------------------------------------------- notebook widgets
+
+
+def redraw_panel(draw, controls: dict):
+    """An ipywidgets ``Output`` that redraws ``draw(**{name: control.value})`` each time one of ``controls``
+    ({name: widget}) changes, and stays **empty until then**: the notebook draws the initial view itself, as a normal
+    figure, so that a stored notebook holds that view once (``widgets.interactive_output`` would draw it a second
+    time inside the widget's stored state). Display the controls and the returned panel above the initial figure."""
+    import ipywidgets as widgets
+
+    panel = widgets.Output()
+
+    def redraw(change):
+        with panel:
+            panel.clear_output(wait=True)
+            draw(**{name: w.value for name, w in controls.items()})
+
+    for w in controls.values():
+        w.observe(redraw, names="value")
+    return panel
