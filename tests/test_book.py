@@ -66,3 +66,13 @@ def test_missing_book_assets_are_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no requirejs, html-manager" in err and "book_assets.py" in err
     assert not (tmp_path / "book" / "11_own_cameras.html").exists()        # nothing half-built
+
+
+def test_asset_fetch_into_an_unwritable_folder_is_a_clear_error(tmp_path, capsys):
+    import book_assets                                   # on the path once build_book is loaded
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert book_assets.main(["--out", str(blocker / "assets")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert blocker.read_text() == ""                     # nothing written in its place

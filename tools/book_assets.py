@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         fetch(Path(a.out))
-    except AssetError as exc:
+    except (AssetError, OSError) as exc:            # OSError: an --out that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
