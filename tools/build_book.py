@@ -126,6 +126,8 @@ PAGE_STATE = """
 const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
 const mj = window.MathJax && window.MathJax.Hub;
 return {
+  url: location.href,
+  ready: document.readyState,
   views: views.length,
   drawn: views.filter(v => v.parentElement.querySelector('.widget-subarea > *')).length,
   images: document.images.length,
@@ -160,14 +162,19 @@ def browser_check(out: Path, paths: list[Path], timeout: float = 30.0) -> list[s
     problems = []
     try:
         for page in [out / "index.html"] + [out / f"{p.stem}.html" for p in paths]:
-            driver.get(page.resolve().as_uri())
+            url = page.resolve().as_uri()
+            driver.get(url)
             t0 = time.perf_counter()
-            while True:
+            while True:                  # this page loaded (not the one before it), its widgets and equations done
                 state = driver.execute_script(PAGE_STATE)
-                settled = state["drawn"] == state["views"] and state["math_pending"] == 0
+                settled = (state["url"] == url and state["ready"] == "complete" and state["drawn"] == state["views"]
+                           and state["math_pending"] == 0)
                 if settled or time.perf_counter() - t0 > timeout:
                     break
                 time.sleep(0.25)
+            if state["url"] != url:
+                problems.append(f"{page.name}: did not load within {timeout:.0f} s")
+                continue
             for entry in driver.get_log("browser"):
                 if entry["level"] == "SEVERE":
                     problems.append(f"{page.name}: console error: {entry['message'][:300]}")
