@@ -58,9 +58,10 @@ bench: $(STAMP)
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples
 
-# Re-execute the notebooks in full mode and store their outputs: meaningful training, once, cached in runs/notebooks
-# (a first build trains the shared stage-1 tracker and the stage-2 networks of notebooks 02-07; a rebuild reuses
-# them). notebooks-fast stores CI-mode outputs instead, to check a change quickly (the committed notebooks must be
+# Re-execute the notebooks in full mode and store their outputs. Their networks are those of `pmatrack-mini reproduce
+# --out runs/reproduce` (trained.family): a first build without that folder trains them there (the stage-1 tracker
+# and six of reproduce's stage-2 networks, plus notebook 05's two lambda_cost networks); after `reproduce`, or on a
+# rebuild, it only loads them. notebooks-fast stores CI-mode outputs instead, to check a change quickly (the committed notebooks must be
 # full-mode: tests/test_stored_notebooks.py).
 notebooks: $(STAMP)
 	$(PY) tools/build_notebooks.py

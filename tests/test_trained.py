@@ -52,3 +52,46 @@ def test_run_folder_keys_on_what_decides_the_weights():
     assert key(base) != key(get_config("cpu-mini", train=dict(steps=10, lr=1e-3)))
     s2 = stage2_config(base)
     assert key(s2) != key(stage2_config(base, align=dict(one_shot=True)))
+
+
+def test_training_summary_names_the_family_sets():
+    """A network of ``family`` was trained on the reproduction's sets, not on those ``stage2_network`` would use."""
+    cfg = get_config("cpu-mini", stage=2, train=dict(steps=400, batch_size=32))
+    s = training_summary(cfg, (16, 80, "mixed"))
+    assert "16 x 80-frame" in s and "textures and photographs" in s
+    assert f"{stage2_data_size(400)[0]} x {stage2_data_size(400)[1]}-frame" not in s
+
+
+def test_the_notebooks_and_reproduce_share_one_cache(tmp_path, monkeypatch):
+    """``family`` is the Workspace ``pmatrack-mini reproduce --out runs/reproduce`` uses (full mode), so either one
+    reuses what the other trained; CI mode keeps reproduce --fast's steps and sets at the cpu-mini size, elsewhere."""
+    import dataclasses
+
+    from pmatrack_mini.experiments import reproduce, trained
+
+    monkeypatch.setattr(trained, "FAST", False)
+    nets = trained.family(tmp_path)
+    assert nets.root == tmp_path / "reproduce" and nets.rc == reproduce.ReproduceConfig()
+    reproduce.Workspace(tmp_path / "reproduce", reproduce.ReproduceConfig(), progress=False)   # accepted: same record
+    monkeypatch.setattr(trained, "FAST", True)
+    fast = trained.family(tmp_path)
+    assert fast.root == tmp_path / "reproduce-fast"
+    assert fast.rc == dataclasses.replace(reproduce.FAST, tiny=False) and not fast.rc.tiny
+    assert "400 steps" in trained.family_modes() and f"{reproduce.FAST.stage2_steps} steps" in trained.family_modes()
+
+
+def test_further_alignment_settings_train_their_own_network(tmp_path):
+    """Notebook 05's lambda_cost sweep: a setting on top of a variant gets its own run folder and changes only that
+    setting; the variant itself is the tables' network."""
+    from pmatrack_mini.experiments.reproduce import FAST, Workspace
+    from pmatrack_mini.models.checkpoint import checkpoint_config
+
+    ws = Workspace(tmp_path, FAST, progress=False)
+    base, swept = ws.stage2("tre"), ws.stage2("tre", lambda_cost=0.5)
+    assert base.parent.name == "stage2_tre" and swept.parent.name == "stage2_tre_lambda_cost0.5"
+    a, b = checkpoint_config(base).to_dict(), checkpoint_config(swept).to_dict()
+    assert (a["align"]["lambda_cost"], b["align"]["lambda_cost"]) == (0.01, 0.5)
+    a["align"].pop("lambda_cost"), b["align"].pop("lambda_cost")
+    assert a == b
+    from pmatrack_mini.experiments.trained import family_network      # its init as seen from the caller's folder
+    assert family_network(ws, "tre")[1].train.init == str(ws.stage1())

@@ -36,7 +36,7 @@ from ..models.checkpoint import checkpoint_config, model_from_checkpoint
 from ..tracking.tocu import TOCUConfig
 from ..tracking.track_run import track_dataset
 from ..tracking.tracker import Tracker
-from ..utils import read_json, write_json_atomic
+from ..utils import folder_lock, read_json, write_json_atomic
 from .reproduce_report import ONE_SHOT, PHOTO, STRESS, failure_report, write_table
 
 
@@ -126,6 +126,10 @@ class Workspace:
         else:
             write_json_atomic(record, dict(config=mine))
 
+    def training_data(self) -> tuple[int, int, str]:
+        """(sequences per level, frames, backgrounds) of both stages' training sets (``trained.training_summary``)."""
+        return self.rc.train_sequences, self.rc.train_frames, self.rc.train_background
+
     def test_sets(self) -> tuple:
         """The test sets every row is tracked on: the offset levels, the stress set and (unless 0 sequences) the
         photograph set."""
@@ -160,23 +164,28 @@ class Workspace:
         cfg = get_config("cpu-mini", model=TINY_MODEL if self.rc.tiny else {},
                          train=dict(steps=self.rc.stage1_steps, batch_size=self.rc.batch_size, seed=self.rc.seed,
                                     warmup_steps=min(50, self.rc.stage1_steps)))
-        train(cfg, self.data("train", "none"), run, progress=self.progress)
+        with folder_lock(run):                 # another process (a notebook) training it: wait, then resume = load
+            train(cfg, self.data("train", "none"), run, progress=self.progress)
         self._trained[run.name] = run / "final.pt"
         return run / "final.pt"
 
-    def stage2(self, variant: str) -> Path:
+    def stage2(self, variant: str, **align) -> Path:
+        """A stage-2 network (``VARIANTS[variant]``), trained once. ``align``: further alignment settings for a
+        network the tables do not use (notebook 05's lambda_cost sweep), in its own folder
+        ``stage2_<variant>_<name><value>``."""
         from ..training.train import train
 
         init = self.stage1()
-        run = self.root / "runs" / f"stage2_{variant}"
+        run = self.root / "runs" / "_".join([f"stage2_{variant}"] + [f"{k}{v}" for k, v in sorted(align.items())])
         if run.name in self._trained:
             return self._trained[run.name]
-        align = dict(TINY_ALIGN, **VARIANTS[variant]) if self.rc.tiny else VARIANTS[variant]
+        align = {**(TINY_ALIGN if self.rc.tiny else {}), **VARIANTS[variant], **align}
         cfg = stage2_config(checkpoint_config(init), align=align,
                             train=dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
                                        seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps)))
         data = [s for lvl in ("small", "large", "dynamic") for s in self.data("train", lvl)]
-        train(cfg, data, run, progress=self.progress)
+        with folder_lock(run):
+            train(cfg, data, run, progress=self.progress)
         self._trained[run.name] = run / "final.pt"
         return run / "final.pt"
 
@@ -242,7 +251,7 @@ class Workspace:
             sps = sum(r["samples_per_s"] for r in logs) / len(logs)
             return logs[-1]["step"] * self.rc.batch_size / sps
 
-        runs = sorted((self.root / "runs").glob("stage2_*"))
+        runs = sorted(r for r in (self.root / "runs").glob("stage2_*") if r.is_dir())     # not the build locks
         frames, track_s = 0, 0.0
         for record in sorted((self.root / "results").glob("*.json")):
             for lvl, r in read_json(record).get("levels", {}).items():   # a record without settings is stale

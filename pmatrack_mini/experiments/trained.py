@@ -5,16 +5,23 @@ arguments only loads the checkpoint. A run's folder name carries its steps and a
 weights: ``run_folder``), so a changed setting (or a changed default) never meets an old run; a changed *code* path with the same config does
 reuse the old weights (delete ``work`` after changing the package).
 
-    model, cfg = stage1_tracker("runs/notebooks", steps=600)                   # the RGBT tracker
-    model, cfg = stage2_network("runs/notebooks", steps=400, align=dict(stages=("center",), experts=("tre",)))
+    model, cfg = stage1_tracker("runs/demo", steps=600)                        # the RGBT tracker
+    model, cfg = stage2_network("runs/demo", steps=400, align=dict(stages=("center",), experts=("tre",)))
+
+The notebooks read one family instead, the networks ``pmatrack-mini reproduce`` trains (:func:`family`), so that a
+number in notebook 05 and the same number in 09 come from the same network:
+
+    nets = family("runs")                        # runs/reproduce (runs/reproduce-fast under PMATRACK_FAST)
+    model, cfg = family_network(nets, "all")     # reproduce's network of the Full row
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
-from ..config import OPERATIONAL, get_config, stage2_config
+from ..config import OPERATIONAL, get_config, merge, stage2_config
 from ..data.synth_sets import cached_dataset
 from ..models.checkpoint import checkpoint_config, model_from_checkpoint
 from ..utils import FAST, folder_lock
@@ -110,19 +117,67 @@ def stage2_network(work: str | Path, steps: int, stage1_steps: int | None = None
     return model_from_checkpoint(run / "final.pt")[:2]
 
 
-def training_summary(cfg) -> str:
-    """One line saying what a network of :func:`stage2_network` was trained on and for how long, read from its
-    config (and the stage-1 checkpoint's): for the captions of figures whose meaning depends on training."""
+def _notebook_fast():
+    """``reproduce --fast``'s steps and sets at the cpu-mini size, not its toy model: the notebooks' CI-mode networks
+    (their shape checks compare CI outputs with the stored full-mode ones)."""
+    from .reproduce import FAST as TOY
+
+    return dataclasses.replace(TOY, tiny=False)
+
+
+def family(runs: str | Path, progress: bool = False):
+    """The notebooks' networks: those of ``pmatrack-mini reproduce --out <runs>/reproduce`` (``ReproduceConfig``),
+    trained here if that command has not run yet and reused by it if it runs later; under PMATRACK_FAST the same
+    recipe at ``reproduce --fast``'s steps and sets (:func:`_notebook_fast`) in ``<runs>/reproduce-fast``. Returns the
+    reproduction's ``Workspace``."""
+    from .reproduce import ReproduceConfig, Workspace
+
+    root = Path(runs) / ("reproduce-fast" if FAST else "reproduce")
+    return Workspace(root, _notebook_fast() if FAST else ReproduceConfig(), progress=progress)
+
+
+def family_modes() -> str:
+    """What :func:`family` trains in each mode, one line each (the notebooks' settings blocks print it)."""
+    from .reproduce import ReproduceConfig
+
+    return "\n".join(
+        f"  {mode}: {'the recipe of ' if fast else 'the networks of '}`pmatrack-mini reproduce` "
+        f"({'at the steps and sets of its --fast, cpu-mini size, ' if fast else ''}"
+        f"runs/reproduce{'-fast' if fast else ''}): the stage-1 tracker {rc.stage1_steps} steps, each stage-2 network "
+        f"{rc.stage2_steps} steps, batch {rc.batch_size}, on {rc.train_sequences} x {rc.train_frames}-frame generated sequences per offset level"
+        for mode, fast, rc in (("fast", True, _notebook_fast()), ("full", False, ReproduceConfig())))
+
+
+def family_tracker(nets):
+    """The stage-1 tracker every network of ``nets`` (:func:`family`) starts from. Returns (model, cfg)."""
+    return model_from_checkpoint(nets.stage1())[:2]
+
+
+def family_network(nets, variant: str = "all", **align):
+    """``reproduce``'s stage-2 network ``variant`` (``reproduce.VARIANTS``: tre, fme, dpe, all, center, center_scale,
+    one_shot); ``align`` settings on top train a network of the same recipe the tables do not use. (model, cfg); the
+    config's ``train.init`` points at the stage-1 tracker as seen from here (the checkpoint keeps the path its trainer
+    saw: ``reproduce`` runs from the project folder, a notebook from ``notebooks/``)."""
+    model, cfg = model_from_checkpoint(nets.stage2(variant, **align))[:2]
+    return model, merge(cfg, dict(train=dict(init=str(nets.stage1()))))
+
+
+def training_summary(cfg, data: tuple[int, int, str] | None = None) -> str:
+    """One line saying what a network was trained on and for how long, read from its config (and the stage-1
+    checkpoint's): for the captions of figures whose meaning depends on training. ``data``: (sequences per level,
+    frames, backgrounds) of its training sets (``Workspace.training_data`` for :func:`family`'s networks); default
+    the sets of :func:`stage1_tracker` / :func:`stage2_network`."""
     t, a = cfg.train, cfg.align
+    sets = {"procedural": "", "mixed": ", textures and photographs half each", "photo": ", photographs"}
     if t.stage == 1:
-        seqs, frames = stage1_data_size(t.steps)
+        seqs, frames, backgrounds = data or (*stage1_data_size(t.steps), "procedural")
         return (f"stage-1 tracker: {t.steps} steps x batch {t.batch_size} (lr {t.lr:g}) on {seqs} x {frames}-frame "
-                f"generated aligned sequences")
-    seqs, frames = stage2_data_size(t.steps)
+                f"generated aligned sequences{sets.get(backgrounds, ', ' + backgrounds)}")
+    seqs, frames, backgrounds = data or (*stage2_data_size(t.steps), "procedural")
     stage1 = checkpoint_config(t.init).train if t.init else None
     return (f"stage 2: {t.steps} steps x batch {t.batch_size} (lr {t.lr:g}, router warm-up {a.router_warmup:.0%} of "
             f"the steps, lambda_cost {a.lambda_cost:g}), stages {'+'.join(a.stages)}, experts {'/'.join(a.experts)}, "
             f"TCMDA {'on' if a.tcmda else 'off'}; {seqs} x {frames}-frame generated sequences per offset level "
-            f"(small, large, dynamic), TIR crops '{t.prealign}'"
+            f"(small, large, dynamic{sets.get(backgrounds, ', ' + backgrounds)}), TIR crops '{t.prealign}'"
             + (f"; on the {'frozen ' if t.freeze_tracker else ''}stage-1 tracker ({stage1.steps} steps x batch "
                f"{stage1.batch_size}, aligned sequences)" if stage1 else ""))
