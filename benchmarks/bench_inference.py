@@ -6,25 +6,29 @@
 Networks: the cpu-mini stage-1 tracker and the cpu-mini stage-2 network (the experts at the official proportions),
 random weights (speed does not depend on them), batch 1, the machine's threads. Each stage-2 routing is timed:
 ``tre`` / ``fme`` / ``dpe`` (that expert at every stage: a hard-routed frame costs between the first and the last)
-and ``soft`` (all three at every stage), eager and traced. Per setting:
-the median forward time (``profile.component_seconds``: ``repeats`` forwards after two warm-ups, in ``rounds`` rounds
-with eager and traced alternated; the median round), its MACs (fvcore,
+and ``soft`` (all three at every stage), eager and traced, and for ``fme`` / ``soft`` eager with FME's pyramid in the
+channels-last layout (its default is contiguous, fme.py). Per setting:
+the median forward time (``profile.component_seconds``: ``repeats`` forwards after two warm-ups, in ``rounds`` rounds,
+each of which times stage 1 and every setting once; the median round), its MACs (fvcore,
 ``profile.component_macs``), GMAC/s, and the goal's ratio: time / (MACs / stage-1 MACs per second).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
 
 from pmatrack_mini.config import get_config, stage2_config
 from pmatrack_mini.models import build_model
+from pmatrack_mini.models.experts.fme import CorrelationPyramid
 from pmatrack_mini.models.inference import traced_for_inference
 from pmatrack_mini.profile import component_macs, component_seconds
 from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 
 GOAL_RATIO = 1.3
+ROUTINGS = ("tre", "fme", "dpe", "soft")
 
 
 def median(values: list) -> float:
@@ -41,7 +45,8 @@ def inputs(cfg) -> tuple:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=10, help="forwards per round")
-    p.add_argument("--rounds", type=int, default=3, help="rounds, eager and traced alternated; medians reported")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds, each timing stage 1 and every setting once; medians reported")
     p.add_argument("--out", default="results/inference_speed.json")
     a = p.parse_args(argv)
     t_start = time.perf_counter()
@@ -53,30 +58,35 @@ def main(argv=None):
     traced = traced_for_inference(stage2)
     x1, x2 = inputs(cfg1), inputs(cfg2)
 
-    s1 = component_seconds(stage1, x1, repeats=a.repeats * a.rounds)
+    channels_last = copy.deepcopy(stage2)                  # FME's pyramid channels-last (fme.py): A / B
+    for module in channels_last.modules():
+        if isinstance(module, CorrelationPyramid):
+            module.to(memory_format=torch.channels_last)
+    nets = {"eager": stage2, "traced": traced, "eager, channels-last pyramid": channels_last}
     macs1 = component_macs(stage1, x1)["stage 1"]["total"]
+    macs2 = component_macs(stage2, x2, routings=ROUTINGS)
+    # every round times stage 1 and each (routing, network) once, so a drift of the machine hits all of them alike
+    s1_rounds, rounds = [], {(r, n): [] for r in ROUTINGS for n in nets if r in ("fme", "soft") or "," not in n}
+    for _ in range(a.rounds):
+        s1_rounds.append(component_seconds(stage1, x1, repeats=a.repeats))
+        for routing, name in rounds:
+            rounds[routing, name].append(component_seconds(nets[name], x2, routing=routing, repeats=a.repeats))
+    s1 = dict(total=median([r["total"] for r in s1_rounds]),
+              components={k: median([r["components"][k] for r in s1_rounds]) for k in s1_rounds[0]["components"]})
     rate1 = macs1 / s1["total"]
     print(f"stage 1: {1e3 * s1['total']:.1f} ms, {macs1 / 1e9:.2f} GMACs, {rate1 / 1e9:.1f} GMAC/s")
-    macs2 = component_macs(stage2, x2, routings=("tre", "fme", "dpe", "soft"))
     rows = {}
-    for routing in ("tre", "fme", "dpe", "soft"):
+    for (routing, name), timed in rounds.items():
         macs = macs2[routing]["total"]
-        rounds = {"eager": [], "traced": []}               # alternated, so a drift of the machine hits both alike
-        for _ in range(a.rounds):
-            for name, net in (("eager", stage2), ("traced", traced)):
-                rounds[name].append(component_seconds(net, x2, routing=routing, repeats=a.repeats))
-        for name in ("eager", "traced"):
-            sec = dict(total=median([r["total"] for r in rounds[name]]),
-                       components={k: median([r["components"][k] for r in rounds[name]])
-                                   for k in rounds[name][0]["components"]})
-            at_rate = macs / rate1
-            rows[f"{routing} {name}"] = dict(
-                ms=1e3 * sec["total"], gmacs=macs / 1e9, gmac_per_s=macs / sec["total"] / 1e9,
-                ratio_to_stage1_rate=sec["total"] / at_rate,
-                components_ms={k: 1e3 * v for k, v in sec["components"].items()})
-            r = rows[f"{routing} {name}"]
-            print(f"stage 2, {routing:<4} {name:<6}: {r['ms']:6.1f} ms, {r['gmacs']:.2f} GMACs, "
-                  f"{r['gmac_per_s']:5.1f} GMAC/s, {r['ratio_to_stage1_rate']:.2f} x the stage-1 rate's time")
+        sec = dict(total=median([r["total"] for r in timed]),
+                   components={k: median([r["components"][k] for r in timed]) for k in timed[0]["components"]})
+        at_rate = macs / rate1
+        rows[f"{routing} {name}"] = r = dict(
+            ms=1e3 * sec["total"], gmacs=macs / 1e9, gmac_per_s=macs / sec["total"] / 1e9,
+            ratio_to_stage1_rate=sec["total"] / at_rate,
+            components_ms={k: 1e3 * v for k, v in sec["components"].items()})
+        print(f"stage 2, {routing:<4} {name:<6}: {r['ms']:6.1f} ms, {r['gmacs']:.2f} GMACs, "
+              f"{r['gmac_per_s']:5.1f} GMAC/s, {r['ratio_to_stage1_rate']:.2f} x the stage-1 rate's time")
     worst = max(r["ratio_to_stage1_rate"] for k, r in rows.items() if k.endswith("traced"))
     goal = dict(text=f"stage-2 time per frame <= {GOAL_RATIO} x its MACs at the stage-1 tracker's MACs per second, "
                      f"every routing, traced U-Nets", worst_ratio=worst, met=worst <= GOAL_RATIO)

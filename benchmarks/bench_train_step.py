@@ -1,5 +1,6 @@
 """Where a stage-2 training step's time goes: the tracker alone, each single-expert network, all experts mixed, and
-the same network without TCMDA (so that no gradient crosses the frozen blocks after the first stage).
+the same network without TCMDA (so that no gradient crosses the frozen blocks after the first stage), and FME's
+convolution pyramid in both memory layouts (channels-last against the contiguous default, fme.py).
 
     python benchmarks/bench_train_step.py [--batch 32] [--repeats 4] [--out results/train_step.json]
 
@@ -20,14 +21,17 @@ import torch
 
 from pmatrack_mini.config import get_config, stage2_config
 from pmatrack_mini.models import build_model
+from pmatrack_mini.models.experts.fme import CorrelationPyramid
 from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 
 SETTINGS = {                                     # name -> align overrides (None: the stage-1 tracker)
     "stage 1 (whole tracker trains)": None,
     "stage 2, TRE only": dict(experts=("tre",)),
     "stage 2, FME only": dict(experts=("fme",)),
+    "stage 2, FME only, channels-last pyramid": dict(experts=("fme",)),     # FME's pyramid channels-last
     "stage 2, DPE only": dict(experts=("dpe",)),
     "stage 2, all experts mixed": {},
+    "stage 2, all experts mixed, channels-last pyramid": {},
     "stage 2, all experts mixed, no TCMDA": dict(tcmda=False),
 }
 
@@ -75,6 +79,10 @@ def main(argv=None):
         set_seed(0)
         cfg = cfg1 if align is None else stage2_config(cfg1, align=dict(routing="soft", **align))
         net = build_model(cfg).train()
+        if "channels-last pyramid" in name:              # A / B of FME's pyramid layout (fme.py: contiguous default)
+            for module in net.modules():
+                if isinstance(module, CorrelationPyramid):
+                    module.to(memory_format=torch.channels_last)
         z = torch.rand(a.batch, 3, m.template_size, m.template_size)
         x = torch.rand(a.batch, 3, m.search_size, m.search_size)
         batch = (z, x, z.clone(), x.clone())
