@@ -21,7 +21,7 @@ import torch
 
 from pmatrack_mini.config import get_config, stage2_config
 from pmatrack_mini.models import build_model
-from pmatrack_mini.models.experts.fme import CorrelationPyramid
+from pmatrack_mini.models.experts.fme import pyramids_channels_last
 from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 
 SETTINGS = {                                     # name -> align overrides (None: the stage-1 tracker)
@@ -34,6 +34,7 @@ SETTINGS = {                                     # name -> align overrides (None
     "stage 2, all experts mixed, channels-last pyramid": {},
     "stage 2, all experts mixed, no TCMDA": dict(tcmda=False),
 }
+CHANNELS_LAST = {"stage 2, FME only, channels-last pyramid", "stage 2, all experts mixed, channels-last pyramid"}
 
 
 def step_seconds(net, batch: tuple, repeats: int, rounds: int) -> float:
@@ -79,10 +80,7 @@ def main(argv=None):
         set_seed(0)
         cfg = cfg1 if align is None else stage2_config(cfg1, align=dict(routing="soft", **align))
         net = build_model(cfg).train()
-        if "channels-last pyramid" in name:              # A / B of FME's pyramid layout (fme.py: contiguous default)
-            for module in net.modules():
-                if isinstance(module, CorrelationPyramid):
-                    module.to(memory_format=torch.channels_last)
+        pyramids_channels_last(net, on=name in CHANNELS_LAST)   # A / B of FME's pyramid layout (contiguous default)
         z = torch.rand(a.batch, 3, m.template_size, m.template_size)
         x = torch.rand(a.batch, 3, m.search_size, m.search_size)
         batch = (z, x, z.clone(), x.clone())
@@ -90,7 +88,7 @@ def main(argv=None):
         rows[name] = dict(seconds=sec, samples_per_s=a.batch / sec)
         if a.profile:
             rows[name]["top_operators"] = top_operators(net, batch)
-        print(f"{name:<40s} {sec:6.2f} s/step  {a.batch / sec:5.1f} samples/s")
+        print(f"{name:<50s} {sec:6.2f} s/step  {a.batch / sec:5.1f} samples/s")
     write_json_atomic(a.out, dict(run_record(argv), total_seconds=time.perf_counter() - t_start, batch=a.batch,
                                   repeats=a.repeats, rounds=a.rounds, settings=rows))
     print(f"wrote {a.out}")

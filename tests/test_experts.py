@@ -230,14 +230,17 @@ def test_erosion_matches_a_min_pool():
 
 def test_fme_pyramid_channels_last_is_the_contiguous_computation():
     """The pyramid's weights channels-last (faster on a CPU): the same outputs and gradients as the contiguous
-    layout (the reference, the default), to float rounding, and a checkpoint of either loads into the other."""
-    from pmatrack_mini.models.experts.fme import CorrelationPyramid
+    layout (the reference, the default), to float rounding, and weights load across the two layouts both ways."""
+    import copy
+
+    from pmatrack_mini.models.experts.fme import CorrelationPyramid, pyramids_channels_last
 
     torch.manual_seed(0)
-    ref, fast = CorrelationPyramid(8), CorrelationPyramid(8, channels_last=True)
-    assert ref.levels[0][2].weight.is_contiguous()
-    fast.load_state_dict(ref.state_dict())
-    assert fast.levels[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    ref = CorrelationPyramid(8)
+    fast = pyramids_channels_last(copy.deepcopy(ref))
+    conv = lambda net: net.levels[0][2].weight                  # a c -> c convolution (c > 1: the layouts differ)
+    assert conv(fast).is_contiguous(memory_format=torch.channels_last) and not conv(ref).is_contiguous(
+        memory_format=torch.channels_last) and conv(ref).is_contiguous()
     x = torch.rand(3, 1, 16, 16)
     outs = []
     for net in (ref, fast):
@@ -246,6 +249,12 @@ def test_fme_pyramid_channels_last_is_the_contiguous_computation():
         (y * torch.linspace(0, 1, y.numel()).view_as(y)).sum().backward()
         outs.append((y.detach(), xi.grad, [p.grad for p in net.parameters()]))
     (y0, g0, p0), (y1, g1, p1) = outs
+    assert y0.abs().max() > 0
     assert torch.allclose(y0, y1, rtol=1e-5, atol=1e-6) and torch.allclose(g0, g1, rtol=1e-5, atol=1e-6)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(p0, p1))
-    assert y1.abs().max() > 0 and not torch.equal(y0, torch.zeros_like(y0))
+    other = CorrelationPyramid(8)
+    other.load_state_dict(fast.state_dict())                    # channels-last weights into the contiguous layout
+    fast.load_state_dict(other.state_dict())                    # and back: each keeps its own layout
+    assert conv(other).is_contiguous() and conv(fast).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(conv(other), conv(ref)) and torch.equal(conv(fast), conv(ref))
+    assert conv(pyramids_channels_last(fast, on=False)).is_contiguous()

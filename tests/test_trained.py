@@ -1,4 +1,8 @@
 """What a cached network says about its own training."""
+from pathlib import Path
+
+import pytest
+
 from pmatrack_mini.config import get_config
 from pmatrack_mini.experiments.trained import stage2_data_size, training_summary
 
@@ -75,23 +79,41 @@ def test_the_notebooks_and_reproduce_share_one_cache(tmp_path, monkeypatch):
     reproduce.Workspace(tmp_path / "reproduce", reproduce.ReproduceConfig(), progress=False)   # accepted: same record
     monkeypatch.setattr(trained, "FAST", True)
     fast = trained.family(tmp_path)
-    assert fast.root == tmp_path / "reproduce-fast"
+    assert fast.root == tmp_path / "reproduce-ci"
     assert fast.rc == dataclasses.replace(reproduce.FAST, tiny=False) and not fast.rc.tiny
     assert "400 steps" in trained.family_modes() and f"{reproduce.FAST.stage2_steps} steps" in trained.family_modes()
 
 
-def test_further_alignment_settings_train_their_own_network(tmp_path):
-    """Notebook 05's lambda_cost sweep: a setting on top of a variant gets its own run folder and changes only that
-    setting; the variant itself is the tables' network."""
+def test_further_alignment_settings_train_their_own_network(tmp_path, monkeypatch):
+    """The notebooks' sweeps: a setting on top of a variant gets its own run folder, named by what differs from the
+    variant, and changes only that setting; a setting equal to the variant's is the tables' network itself."""
     from pmatrack_mini.experiments.reproduce import FAST, Workspace
+    from pmatrack_mini.experiments.trained import family_network
     from pmatrack_mini.models.checkpoint import checkpoint_config
 
-    ws = Workspace(tmp_path, FAST, progress=False)
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace("a", FAST, progress=False)
     base, swept = ws.stage2("tre"), ws.stage2("tre", lambda_cost=0.5)
-    assert base.parent.name == "stage2_tre" and swept.parent.name == "stage2_tre_lambda_cost0.5"
+    assert base.parent.name == "stage2_tre" and swept.parent.name == "stage2_tre_lambda_cost-0.5"
+    assert ws.stage2("tre", lambda_cost=0.01, experts=["tre"]) == base          # the variant's own values
     a, b = checkpoint_config(base).to_dict(), checkpoint_config(swept).to_dict()
     assert (a["align"]["lambda_cost"], b["align"]["lambda_cost"]) == (0.01, 0.5)
     a["align"].pop("lambda_cost"), b["align"].pop("lambda_cost")
     assert a == b
-    from pmatrack_mini.experiments.trained import family_network      # its init as seen from the caller's folder
-    assert family_network(ws, "tre")[1].train.init == str(ws.stage1())
+    assert ws.cost()["stage2_runs"] == ["stage2_tre"]                           # the tables' networks only
+    (tmp_path / "nb").mkdir()
+    monkeypatch.chdir(tmp_path / "nb")                                         # a notebook reads them from notebooks/
+    model, cfg = family_network(Workspace("../a", FAST, progress=False), "tre")
+    assert checkpoint_config(Path("../a/runs/stage2_tre/final.pt")).train.init == "a/runs/stage1/final.pt"
+    assert cfg.train.init == "../a/runs/stage1/final.pt" and Path(cfg.train.init).is_file()
+    assert "stage-1 tracker (4 steps" in training_summary(cfg)                 # reads the tracker through it
+
+
+def test_setting_names_are_folder_names():
+    from pmatrack_mini.errors import PMATrackError
+    from pmatrack_mini.experiments.trained import setting_name
+
+    assert [setting_name("lambda_cost", 0.0), setting_name("lambda_cost", 1e-3), setting_name("layers", (4, 4, 5)),
+            setting_name("tcmda", False)] == ["lambda_cost-0", "lambda_cost-0.001", "layers-4+4+5", "tcmda-False"]
+    with pytest.raises(PMATrackError, match="cannot be named"):
+        setting_name("router_input", "a/b")

@@ -38,6 +38,7 @@ from ..tracking.track_run import track_dataset
 from ..tracking.tracker import Tracker
 from ..utils import folder_lock, read_json, write_json_atomic
 from .reproduce_report import ONE_SHOT, PHOTO, STRESS, failure_report, write_table
+from .trained import setting_name
 
 
 @dataclass(frozen=True)
@@ -164,25 +165,28 @@ class Workspace:
         cfg = get_config("cpu-mini", model=TINY_MODEL if self.rc.tiny else {},
                          train=dict(steps=self.rc.stage1_steps, batch_size=self.rc.batch_size, seed=self.rc.seed,
                                     warmup_steps=min(50, self.rc.stage1_steps)))
+        data = self.data("train", "none")
         with folder_lock(run):                 # another process (a notebook) training it: wait, then resume = load
-            train(cfg, self.data("train", "none"), run, progress=self.progress)
+            train(cfg, data, run, progress=self.progress)
         self._trained[run.name] = run / "final.pt"
         return run / "final.pt"
 
     def stage2(self, variant: str, **align) -> Path:
         """A stage-2 network (``VARIANTS[variant]``), trained once. ``align``: further alignment settings for a
-        network the tables do not use (notebook 05's lambda_cost sweep), in its own folder
-        ``stage2_<variant>_<name><value>``."""
+        network the tables do not use (the notebooks' sweeps and exercises), in its own folder
+        ``stage2_<variant>_<name>-<value>`` named by the settings that differ from the variant's."""
         from ..training.train import train
 
         init = self.stage1()
-        run = self.root / "runs" / "_".join([f"stage2_{variant}"] + [f"{k}{v}" for k, v in sorted(align.items())])
+        base = {**(TINY_ALIGN if self.rc.tiny else {}), **VARIANTS[variant]}
+        train_settings = dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
+                              seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps))
+        cfg = stage2_config(checkpoint_config(init), align={**base, **align}, train=train_settings)
+        own = stage2_config(checkpoint_config(init), align=base, train=train_settings).align
+        extra = {k: v for k, v in sorted(align.items()) if getattr(cfg.align, k) != getattr(own, k)}
+        run = self.root / "runs" / "_".join([f"stage2_{variant}"] + [setting_name(k, v) for k, v in extra.items()])
         if run.name in self._trained:
             return self._trained[run.name]
-        align = {**(TINY_ALIGN if self.rc.tiny else {}), **VARIANTS[variant], **align}
-        cfg = stage2_config(checkpoint_config(init), align=align,
-                            train=dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
-                                       seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps)))
         data = [s for lvl in ("small", "large", "dynamic") for s in self.data("train", lvl)]
         with folder_lock(run):
             train(cfg, data, run, progress=self.progress)
@@ -251,7 +255,7 @@ class Workspace:
             sps = sum(r["samples_per_s"] for r in logs) / len(logs)
             return logs[-1]["step"] * self.rc.batch_size / sps
 
-        runs = sorted(r for r in (self.root / "runs").glob("stage2_*") if r.is_dir())     # not the build locks
+        runs = [r for v in sorted(VARIANTS) if (r := self.root / "runs" / f"stage2_{v}").is_dir()]   # the tables'
         frames, track_s = 0, 0.0
         for record in sorted((self.root / "results").glob("*.json")):
             for lvl, r in read_json(record).get("levels", {}).items():   # a record without settings is stale

@@ -11,7 +11,7 @@ reuse the old weights (delete ``work`` after changing the package).
 The notebooks read one family instead, the networks ``pmatrack-mini reproduce`` trains (:func:`family`), so that a
 number in notebook 05 and the same number in 09 come from the same network:
 
-    nets = family("runs")                        # runs/reproduce (runs/reproduce-fast under PMATRACK_FAST)
+    nets = family("runs")                        # runs/reproduce (runs/reproduce-ci under PMATRACK_FAST)
     model, cfg = family_network(nets, "all")     # reproduce's network of the Full row
 """
 from __future__ import annotations
@@ -19,10 +19,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from ..config import OPERATIONAL, get_config, merge, stage2_config
 from ..data.synth_sets import cached_dataset
+from ..errors import PMATrackError
 from ..models.checkpoint import checkpoint_config, model_from_checkpoint
 from ..utils import FAST, folder_lock
 
@@ -74,6 +76,16 @@ def run_folder(work: Path, kind: str, cfg) -> Path:
         settings.pop("align", None)
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return Path(work) / f"{kind}_{cfg.train.steps}_{key}"
+
+
+def setting_name(key: str, value) -> str:
+    """``key-value`` for a run folder's name: a tuple as ``a+b``, a float as ``%g`` (``lambda_cost-0.1``)."""
+    text = "+".join(map(str, value)) if isinstance(value, (tuple, list)) else \
+        format(value, "g") if isinstance(value, float) else str(value)
+    name = f"{key}-{text}"
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", name):
+        raise PMATrackError(f"a run folder cannot be named after the setting {key}={value!r}")
+    return name
 
 
 def stage2_training_sets(work: str | Path, sequences: int, frames: int, levels=("small", "large", "dynamic"),
@@ -128,11 +140,11 @@ def _notebook_fast():
 def family(runs: str | Path, progress: bool = False):
     """The notebooks' networks: those of ``pmatrack-mini reproduce --out <runs>/reproduce`` (``ReproduceConfig``),
     trained here if that command has not run yet and reused by it if it runs later; under PMATRACK_FAST the same
-    recipe at ``reproduce --fast``'s steps and sets (:func:`_notebook_fast`) in ``<runs>/reproduce-fast``. Returns the
-    reproduction's ``Workspace``."""
+    recipe at ``reproduce --fast``'s steps and sets (:func:`_notebook_fast`) in ``<runs>/reproduce-ci`` (not a
+    folder of ``reproduce --fast``, whose toy model it does not use). Returns the reproduction's ``Workspace``."""
     from .reproduce import ReproduceConfig, Workspace
 
-    root = Path(runs) / ("reproduce-fast" if FAST else "reproduce")
+    root = Path(runs) / ("reproduce-ci" if FAST else "reproduce")
     return Workspace(root, _notebook_fast() if FAST else ReproduceConfig(), progress=progress)
 
 
@@ -143,8 +155,9 @@ def family_modes() -> str:
     return "\n".join(
         f"  {mode}: {'the recipe of ' if fast else 'the networks of '}`pmatrack-mini reproduce` "
         f"({'at the steps and sets of its --fast, cpu-mini size, ' if fast else ''}"
-        f"runs/reproduce{'-fast' if fast else ''}): the stage-1 tracker {rc.stage1_steps} steps, each stage-2 network "
-        f"{rc.stage2_steps} steps, batch {rc.batch_size}, on {rc.train_sequences} x {rc.train_frames}-frame generated sequences per offset level"
+        f"runs/reproduce{'-ci' if fast else ''}): the stage-1 tracker {rc.stage1_steps} steps, each stage-2 "
+        f"network {rc.stage2_steps} steps, batch {rc.batch_size}, on {rc.train_sequences} x {rc.train_frames}-frame "
+        f"generated sequences per offset level"
         for mode, fast, rc in (("fast", True, _notebook_fast()), ("full", False, ReproduceConfig())))
 
 
@@ -178,6 +191,6 @@ def training_summary(cfg, data: tuple[int, int, str] | None = None) -> str:
     return (f"stage 2: {t.steps} steps x batch {t.batch_size} (lr {t.lr:g}, router warm-up {a.router_warmup:.0%} of "
             f"the steps, lambda_cost {a.lambda_cost:g}), stages {'+'.join(a.stages)}, experts {'/'.join(a.experts)}, "
             f"TCMDA {'on' if a.tcmda else 'off'}; {seqs} x {frames}-frame generated sequences per offset level "
-            f"(small, large, dynamic{sets.get(backgrounds, ', ' + backgrounds)}), TIR crops '{t.prealign}'"
+            f"(small, large, dynamic){sets.get(backgrounds, ', ' + backgrounds)}, TIR crops '{t.prealign}'"
             + (f"; on the {'frozen ' if t.freeze_tracker else ''}stage-1 tracker ({stage1.steps} steps x batch "
                f"{stage1.batch_size}, aligned sequences)" if stage1 else ""))

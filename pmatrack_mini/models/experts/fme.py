@@ -31,10 +31,11 @@ cannot regress a shift, not yet measured against it on trained networks); the co
 is averaged, g = (g_rgb + g_tir) / 2 (official: the geometric mean), both pairs are returned (``gates_rgb``,
 ``gates_tir``); the pooling windows ignore the zero padding at the map's border.
 Speed: the pyramid's convolutions run about 2x faster on a CPU (oneDNN) with their weights channels-last
-(``CorrelationPyramid(channels_last=True)``: the same arithmetic, float sums in another order, outputs equal to 1e-6
-relative, tested; a stage-2 training step 10-18 % shorter, ``benchmarks/bench_train_step.py``). Not the default yet:
-tracking amplifies float rounding (notebook 08's 12 tracked sequences move by up to 4.4 PR points with it), so it
-comes with the next regeneration of the stored tables and notebooks.
+(:func:`pyramids_channels_last`: the same arithmetic, float sums in another order; outputs and gradients equal to
+1e-5 relative, tested). An FME-only training step is about 20 % shorter, one with all experts mixed 0-10 % (within
+the machine's drift; ``benchmarks/bench_train_step.py``). Not the default yet: tracking amplifies float rounding
+(notebook 08's 12 tracked sequences move by up to 4.4 PR points with it), so it comes with the next regeneration of
+the stored tables and notebooks.
 Letters: B batch, N = H W search tokens, d projected channels, c pyramid channels, K = 2 H - 1.
 """
 from __future__ import annotations
@@ -104,20 +105,14 @@ def band_correlations(rgb: torch.Tensor, tir: torch.Tensor, valid: torch.Tensor 
 
 class CorrelationPyramid(nn.Module):
     """(B, 1, N, N) correlation image -> (B, c, N, N): at each of ``scales`` resolutions (the image average-pooled
-    by 2^s) Conv 1 -> c, ReLU, Conv c -> c, ReLU; upsampled back, concatenated, fused by a 1 x 1 Conv 3c -> c.
+    by 2^s) Conv 1 -> c, ReLU, Conv c -> c, ReLU; upsampled back, concatenated, fused by a 1 x 1 Conv 3c -> c."""
 
-    ``channels_last``: the weights in channels-last layout (the features follow), about 2x faster on a CPU (oneDNN)
-    for these few-channel convolutions; False (the default, what the stored results ran) keeps the contiguous
-    layout, the reference it is tested against."""
-
-    def __init__(self, channels: int, scales: int = 3, channels_last: bool = False):
+    def __init__(self, channels: int, scales: int = 3):
         super().__init__()
         self.levels = nn.ModuleList(nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(inplace=True),
                                                   nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
                                     for _ in range(scales))
         self.fuse = nn.Sequential(nn.Conv2d(scales * channels, channels, 1), nn.ReLU(inplace=True))
-        if channels_last:
-            self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         size = image.shape[-2:]
@@ -126,6 +121,17 @@ class CorrelationPyramid(nn.Module):
             y = level(image if s == 0 else F.avg_pool2d(image, 2 ** s, ceil_mode=True))   # (B, c, N / 2^s, N / 2^s)
             outs.append(y if s == 0 else F.interpolate(y, size=size, mode="bilinear", align_corners=False))
         return self.fuse(torch.cat(outs, 1))                                               # (B, c, N, N)
+
+
+def pyramids_channels_last(net: nn.Module, on: bool = True) -> nn.Module:
+    """Every FME pyramid of ``net`` with its convolution weights channels-last (``on``; the features follow), about
+    2x faster on a CPU for these few-channel convolutions, or back in the contiguous layout, the reference (and the
+    default, what the stored results ran). Returns ``net``."""
+    layout = torch.channels_last if on else torch.contiguous_format
+    for module in net.modules():
+        if isinstance(module, CorrelationPyramid):
+            module.to(memory_format=layout)
+    return net
 
 
 class FME(AlignmentExpert):
