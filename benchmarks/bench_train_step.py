@@ -10,7 +10,8 @@ expert of a stage runs and is mixed, as in training). A step is one forward and 
 every trainable parameter (the head's maps and each stage's parameters; the real loss adds only element-wise terms);
 no optimiser step and no data loading, so the figures are the network's share of ``train``'s seconds per step. The
 stage-1 row is a stage-1 step (the whole tracker trains). Per setting: the median of ``rounds`` rounds of
-``repeats`` steps after two warm-ups, and, with ``--profile``, the operators that took most of one step.
+``repeats`` steps after two warm-ups (each round times every setting once, so that the machine's drift hits them
+alike), and, with ``--profile``, the operators that took most of one step.
 """
 from __future__ import annotations
 
@@ -37,22 +38,14 @@ SETTINGS = {                                     # name -> align overrides (None
 CHANNELS_LAST = {"stage 2, FME only, channels-last pyramid", "stage 2, all experts mixed, channels-last pyramid"}
 
 
-def step_seconds(net, batch: tuple, repeats: int, rounds: int) -> float:
+def training_step(net, batch: tuple):
+    """One forward and backward of a loss that reaches every trainable parameter."""
     def step():
         out = net(*batch)
         loss = out["score_map"].sum() + out["size_map"].sum()
         loss = loss + sum(r["params"].square().sum() for r in out.get("align", []))
         loss.backward()
-
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        times.append((time.perf_counter() - t) / repeats)
-    return sorted(times)[len(times) // 2]
+    return step
 
 
 def top_operators(net, batch: tuple, rows: int = 8) -> list:
@@ -68,14 +61,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=32, help="samples per step (reproduce and the notebooks: 32)")
     p.add_argument("--repeats", type=int, default=4, help="steps per round")
-    p.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, each timing every setting; the median is reported")
     p.add_argument("--profile", action="store_true", help="also record the top operators of each setting")
     p.add_argument("--out", default="results/train_step.json")
     a = p.parse_args(argv)
     t_start = time.perf_counter()
     cfg1 = get_config("cpu-mini")
     m = cfg1.model
-    rows = {}
+    steps, rows = {}, {}
     for name, align in SETTINGS.items():
         set_seed(0)
         cfg = cfg1 if align is None else stage2_config(cfg1, align=dict(routing="soft", **align))
@@ -84,7 +77,18 @@ def main(argv=None):
         z = torch.rand(a.batch, 3, m.template_size, m.template_size)
         x = torch.rand(a.batch, 3, m.search_size, m.search_size)
         batch = (z, x, z.clone(), x.clone())
-        sec = step_seconds(net, batch, a.repeats, a.rounds)
+        steps[name] = (net, batch, training_step(net, batch))
+        for _ in range(2):                                       # warm-up
+            steps[name][2]()
+    times = {name: [] for name in steps}
+    for _ in range(a.rounds):                                    # each round times every setting once: the machine's
+        for name, (_, _, step) in steps.items():                 # drift hits them alike
+            t = time.perf_counter()
+            for _ in range(a.repeats):
+                step()
+            times[name].append((time.perf_counter() - t) / a.repeats)
+    for name, (net, batch, _) in steps.items():
+        sec = sorted(times[name])[len(times[name]) // 2]
         rows[name] = dict(seconds=sec, samples_per_s=a.batch / sec)
         if a.profile:
             rows[name]["top_operators"] = top_operators(net, batch)
