@@ -181,8 +181,9 @@ class Workspace:
         base = {**(TINY_ALIGN if self.rc.tiny else {}), **VARIANTS[variant]}
         train_settings = dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
                               seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps))
-        cfg = stage2_config(checkpoint_config(init), align={**base, **align}, train=train_settings)
-        own = stage2_config(checkpoint_config(init), align=base, train=train_settings).align
+        tracker_cfg = checkpoint_config(init)                    # read once: the variant's and the asked config
+        cfg = stage2_config(tracker_cfg, align={**base, **align}, train=train_settings)
+        own = stage2_config(tracker_cfg, align=base, train=train_settings).align if align else cfg.align
         extra = {k: v for k, v in sorted(align.items()) if getattr(cfg.align, k) != getattr(own, k)}
         run = self.root / "runs" / "_".join([f"stage2_{variant}"] + [setting_name(k, v) for k, v in extra.items()])
         if run.name in self._trained:
