@@ -11,6 +11,12 @@ log domain (numerically safe for small eps, where exp(-C / eps) underflows in fl
     g_j <- eps log b_j - eps LSE_i((f_i - C_ij) / eps)
 
 ``epsilon`` is in the units of the cost (as POT's ``reg``). POT stays the reference in the tests.
+
+:func:`sinkhorn_scaling` solves the same problem with the classic multiplicative updates on the Gibbs kernel
+K = exp(-C / eps) in float64 (u <- a / K v, v <- b / K^T u; T = diag(u) K diag(v)): two matrix-vector products per
+iteration instead of two log-sum-exps, several times faster on a CPU. It needs K without underflow where mass has
+to travel, so it takes costs with max C / eps <= :data:`SCALING_MAX_EXPONENT` and otherwise (or if an iteration
+leaves a non-finite value) falls back to the log-domain solver.
 Letters: B batch, N source points, M target points.
 """
 from __future__ import annotations
@@ -51,6 +57,32 @@ def sinkhorn(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, epsilon: floa
     # T_ij = exp((f_i + g_j - C_ij) / eps); rows / columns with zero mass give exp(-inf) = 0
     plan = torch.exp(f[:, :, None] / epsilon + g[:, None, :] / epsilon - C)
     return torch.nan_to_num(plan, nan=0.0)
+
+
+SCALING_MAX_EXPONENT = 600.0     # exp(-600) ~ 1e-261: above float64's smallest normal number (~1e-308)
+
+
+def sinkhorn_scaling(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, epsilon: float,
+                     n_iters: int) -> torch.Tensor:
+    """:func:`sinkhorn` with a fixed ``n_iters`` by scaling updates in float64 (module docstring); the same plans to
+    float32 rounding, returned in a's dtype. a (B, N), b (B, M), cost (B, N, M) -> plan (B, N, M)."""
+    if a.ndim != 2 or b.ndim != 2 or cost.shape != (a.shape[0], a.shape[1], b.shape[1]):
+        raise ValueError(f"sinkhorn wants a (B,N), b (B,M), cost (B,N,M); got {tuple(a.shape)}, {tuple(b.shape)}, "
+                         f"{tuple(cost.shape)}")
+    if epsilon <= 0 or n_iters < 1:
+        raise ValueError(f"epsilon and n_iters must be positive, got {epsilon} and {n_iters}")
+    if float(cost.max()) / epsilon > SCALING_MAX_EXPONENT:
+        return sinkhorn(a, b, cost, epsilon, n_iters=n_iters)
+    K = torch.exp(-cost.double() / epsilon)                       # (B, N, M) Gibbs kernel
+    a64, b64 = a.double()[..., None], b.double()[..., None]       # (B, N, 1), (B, M, 1)
+    v = torch.ones_like(b64)
+    for _ in range(n_iters):
+        u = a64 / (K @ v)                                         # u_i = a_i / sum_j K_ij v_j
+        v = b64 / (K.transpose(1, 2) @ u)                         # v_j = b_j / sum_i K_ij u_i
+    plan = u * K * v.transpose(1, 2)                              # T_ij = u_i K_ij v_j
+    if not torch.isfinite(plan).all():                            # a row of K v underflowed: the log domain
+        return sinkhorn(a, b, cost, epsilon, n_iters=n_iters)
+    return plan.to(a.dtype)
 
 
 def grid_cost(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:

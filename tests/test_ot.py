@@ -3,7 +3,7 @@ import ot
 import pytest
 import torch
 
-from pmatrack_mini.ot import grid_cost, sinkhorn
+from pmatrack_mini.ot import grid_cost, sinkhorn, sinkhorn_scaling
 
 
 def _problem(B=3, N=12, M=10, seed=0):
@@ -72,3 +72,36 @@ def test_grid_cost_and_bad_input():
         sinkhorn(torch.ones(1, 2) / 2, torch.ones(1, 2) / 2, torch.zeros(1, 2, 2), 0.0)
     with pytest.raises(ValueError, match="cost"):
         sinkhorn(torch.ones(1, 2) / 2, torch.ones(1, 3) / 3, torch.zeros(1, 2, 2), 0.1)
+
+
+@pytest.mark.parametrize("iters", [1, 30])
+def test_scaling_solver_gives_the_log_domain_plans(iters):
+    """sinkhorn_scaling: the log-domain solver's plans iteration for iteration (float64), on a grid cost with
+    peaked responses as a trained TRE gives, and POT's plan once converged."""
+    g = torch.Generator().manual_seed(iters)
+    a = torch.softmax(3 * torch.randn(3, 64, generator=g, dtype=torch.float64), 1)
+    b = torch.softmax(3 * torch.randn(3, 64, generator=g, dtype=torch.float64), 1)
+    C = grid_cost(8, 8, dtype=torch.float64).expand(3, -1, -1)
+    np.testing.assert_allclose(sinkhorn_scaling(a, b, C, 0.5, iters).numpy(),
+                               sinkhorn(a, b, C, 0.5, n_iters=iters).numpy(), atol=1e-12)
+    plan = sinkhorn_scaling(a, b, C, 0.5, 3000)
+    ref = ot.sinkhorn(a[0].numpy(), b[0].numpy(), C[0].numpy(), 0.5, numItermax=100000, stopThr=1e-13)
+    np.testing.assert_allclose(plan[0].numpy(), ref, atol=1e-9)
+
+
+def test_scaling_solver_in_float32_and_its_fallback():
+    """float32 responses: the log-domain float32 plans to float32 rounding; a cost whose kernel would underflow
+    (max C / eps above the bound) and responses with zero mass both still give finite plans, the log domain's."""
+    a = torch.softmax(4 * torch.randn(2, 64, generator=torch.Generator().manual_seed(1)), 1)
+    b = torch.softmax(4 * torch.randn(2, 64, generator=torch.Generator().manual_seed(2)), 1)
+    C = grid_cost(8, 8).expand(2, -1, -1)
+    assert (sinkhorn_scaling(a, b, C, 0.5, 30) - sinkhorn(a, b, C, 0.5, n_iters=30)).abs().max() < 1e-5
+    far = C * 20                                                  # max C / eps = 3920 > SCALING_MAX_EXPONENT
+    assert torch.equal(sinkhorn_scaling(a, b, far, 0.5, 30), sinkhorn(a, b, far, 0.5, n_iters=30))
+    z = a.clone()
+    z[:, :32] = 0
+    z = z / z.sum(1, keepdim=True)
+    plan = sinkhorn_scaling(z, b, C, 0.5, 30)
+    assert torch.isfinite(plan).all() and plan[:, :32].abs().max() == 0
+    with pytest.raises(ValueError, match="n_iters"):
+        sinkhorn_scaling(a, b, C, 0.5, 0)

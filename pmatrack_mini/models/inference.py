@@ -1,4 +1,4 @@
-"""Inference-only speed-up: DPE's U-Nets traced once and frozen.
+"""Inference-only speed-ups: DPE's U-Nets traced once and frozen; the experts' fast kernels.
 
 A DPE call is about 13 % of the tracker's multiply-adds but, eager on a CPU, one of the slowest parts of a frame:
 each U-Net block is a 1 x 1 conv, seven 3 x 3 depthwise convs on a few channels and a fusing conv, each followed by a
@@ -12,6 +12,12 @@ float rounding (tests), and every caller can switch the speed-up off (``Tracker(
 Only for evaluation: a traced U-Net has no gradients and no batch-norm statistics to update. Tracing three stages'
 U-Nets takes about 2.7 s on one core at cpu-mini and saves about 7 ms per DPE call: ``track`` traces only when it
 has at least :data:`TRACE_FROM_FRAMES` frames to track, where the speed-up pays for its preparation.
+
+:func:`fast_kernels_for_inference`: the same arithmetic in faster kernels, for evaluation only and off by default
+(``Tracker(..., fast_kernels=True)``, ``track --fast-kernels``): TRE's transport by scaling updates in float64
+(``tre.scaling_transport``) and FME's pyramid channels-last (``fme.pyramids_channels_last``). Outputs agree with the
+reference to float rounding, but a tracking loop amplifies rounding where two score peaks nearly tie, so whole runs
+differ by a few points on some sequences; the stored results ran the reference kernels.
 """
 from __future__ import annotations
 
@@ -51,3 +57,12 @@ def traced_for_inference(model: nn.Module) -> nn.Module:
             example = torch.randn(2, module.dim, module.grid, module.grid, device=param.device, dtype=param.dtype)
             module.unet = TracedUNet(module.unet, example)
     return fast
+
+
+def fast_kernels_for_inference(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode) with TRE's scaling transport and FME's channels-last pyramid; ``model``
+    itself is untouched."""
+    from .experts.fme import pyramids_channels_last
+    from .experts.tre import scaling_transport
+
+    return pyramids_channels_last(scaling_transport(copy.deepcopy(model).eval()))

@@ -184,6 +184,9 @@ def add_cli(sub) -> None:
     t.add_argument("--eager", action="store_true",
                    help="run DPE's U-Nets eagerly (the reference) even with 300 frames or more to track, where they "
                         "are otherwise traced and frozen (faster on a CPU, the same results to float rounding)")
+    t.add_argument("--fast-kernels", action="store_true",
+                   help="stage-2 networks: TRE's scaling transport and FME's channels-last pyramid (the same "
+                        "outputs to float rounding, faster on a CPU; off by default: the stored results ran without)")
     t.add_argument("--quiet", action="store_true")
     add_video_arguments(t)
     t.set_defaults(func=_cmd_track)
@@ -209,8 +212,9 @@ def _cmd_track(args) -> None:
     traced = (not args.eager and cfg.train.stage == 2 and "dpe" in cfg.align.experts   # only DPE is traced,
               and sum(len(s) for s in sequences) >= TRACE_FROM_FRAMES)                # and only where it pays
     tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None,
-                      traced=traced)
+                      traced=traced, fast_kernels=args.fast_kernels)
     meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage, traced=traced,
+                fast_kernels=args.fast_kernels,
                 routing=cfg.align.routing if cfg.train.stage == 2 else None)
     if not args.dataset:
         meta.update(rgb=str(args.rgb), tir=str(args.tir), init=list(args.init),

@@ -38,7 +38,7 @@ from ..errors import PMATrackError
 from ..geometry import (box_center, cxcywh_to_xywh, fit_box_homography, homography_problem, invert, resize_homography,
                         valid_box, warp_boxes)
 from ..models.head import decode
-from ..models.inference import traced_for_inference
+from ..models.inference import fast_kernels_for_inference, traced_for_inference
 from ..profile import frame_macs, network_cost_table
 from .tocu import TOCU, TOCUConfig, lift_alignment
 from .track_outputs import frame_row
@@ -74,15 +74,17 @@ class TrackState:
 class Tracker:
     """``tocu``: a TOCUConfig to update the running homography from the network's alignment (stage-2 networks,
     ``prealign`` none or first-frame), or None to keep it fixed. ``traced``: run DPE's U-Nets traced and frozen
-    (``models.inference``: the same outputs to float rounding, faster on a CPU); MACs are still counted on the eager
-    network.
+    (``models.inference``: the same outputs to float rounding, faster on a CPU); ``fast_kernels``: the experts' faster
+    kernels (``models.inference.fast_kernels_for_inference``, same outputs to float rounding); MACs are still counted
+    on the eager reference network.
 
     Two interfaces on one code path: ``initialize`` / ``track`` follow one sequence (OSTrack's); ``start`` / ``step``
     follow several, each with its own :class:`TrackState`, and run the network once per frame index on the stacked
     crops (``track_run.track_dataset --batch``). ``track`` is ``step`` on a batch of one."""
 
     def __init__(self, model: torch.nn.Module, cfg: Config, device="cpu", hann: bool = True,
-                 prealign: str = "first-frame", tocu: TOCUConfig | None = None, traced: bool = False):
+                 prealign: str = "first-frame", tocu: TOCUConfig | None = None, traced: bool = False,
+                 fast_kernels: bool = False):
         if prealign not in PREALIGN:
             raise PMATrackError(f"prealign must be one of {PREALIGN}, got {prealign!r}")
         if tocu is not None and (cfg.train.stage != 2 or prealign == "oracle"):
@@ -92,6 +94,8 @@ class Tracker:
         self.reference = self.model             # the eager network: MACs are counted on it
         if traced:                              # DPE's U-Nets traced and frozen (models.inference); same outputs
             self.model = traced_for_inference(self.model)
+        if fast_kernels:                        # TRE's scaling transport, FME's channels-last pyramid; same outputs
+            self.model = fast_kernels_for_inference(self.model)
         self.cfg, self.device, self.prealign, self.tocu_cfg = cfg, torch.device(device), prealign, tocu
         self.window = hann2d(cfg.model.feat_size).to(self.device) if hann else None
         self.current: TrackState | None = None        # the sequence of initialize / track

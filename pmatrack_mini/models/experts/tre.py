@@ -12,6 +12,10 @@ Optimal transport moves the RGB response onto the TIR response with cost C_ij = 
 
     T* = argmin_{T 1 = a, T^T 1 = b} <T, C> - eps H(T)       (log-domain Sinkhorn, ``pmatrack_mini.ot``)
 
+For evaluation, :func:`scaling_transport` switches to the scaling form of the same updates (``ot.sinkhorn_scaling``:
+matrix-vector products on exp(-C / eps) in float64, the same plans to float32 rounding, several times faster on a
+CPU); the log-domain solver stays the default (training, and the stored results).
+
 Read-out. For any feasible plan, sum_ij T_ij (p_j - p_i) = centroid(b) - centroid(a): a *mean* read-out makes
 OT pointless. We scatter the plan into a histogram of displacements (dy, dx) in [-(H-1), H-1]^2 and let a small
 CNN read it (the official shapes: Conv 1 -> 8, Conv 8 -> 16, 3 x 3); its mode is the teaching read-out
@@ -45,7 +49,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ...ot import grid_cost, sinkhorn
+from ...ot import grid_cost, sinkhorn, sinkhorn_scaling
 from . import AlignmentExpert, cell_mask, displacement_index  # noqa: F401 (displacement_index: re-exported)
 
 
@@ -116,6 +120,15 @@ def sinkhorn_truncation(a: torch.Tensor, b: torch.Tensor, grid: int, epsilon: fl
     return dict(iters=list(iters), peak_distance=peak_distance(a, b, grid), **out)
 
 
+def scaling_transport(net: nn.Module, on: bool = True) -> nn.Module:
+    """Every TRE of ``net`` solving its transport by scaling updates (``on``: ``ot.sinkhorn_scaling``, the same
+    plans to float32 rounding) or in the log domain (the reference and the default). Returns ``net``."""
+    for module in net.modules():
+        if isinstance(module, TRE):
+            module.scaling = on
+    return net
+
+
 class TRE(AlignmentExpert):
     token_projections = ("norm", "proj")     # the modules that read the backbone's C-channel tokens (profile)
 
@@ -128,6 +141,7 @@ class TRE(AlignmentExpert):
         self.proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(dim, proj_dim), nn.ReLU(inplace=True),
                                                     nn.Linear(proj_dim, proj_dim)) for m in ("rgb", "tir")})  # P^M
         self.epsilon, self.iters, self.temperature, self.readout = epsilon, iters, temperature, readout
+        self.scaling = False                          # ot.sinkhorn_scaling instead of the log domain (same plans)
         self.register_buffer("cost", grid_cost(grid, grid), persistent=False)               # (N, N) cells^2
         self.register_buffer("disp_index", displacement_index(grid), persistent=False)
         K = 2 * grid - 1
@@ -151,8 +165,8 @@ class TRE(AlignmentExpert):
         logit_t = self.response_logits(z_t, x_t, "tir")
         a = torch.softmax(logit_r / self.temperature, dim=1)            # RGB response, sums to 1
         b = torch.softmax(logit_t / self.temperature, dim=1)            # TIR response
-        B = a.shape[0]
-        plan = sinkhorn(a.float(), b.float(), self.cost.expand(B, -1, -1), self.epsilon, n_iters=self.iters)
+        solve = sinkhorn_scaling if self.scaling else sinkhorn
+        plan = solve(a.float(), b.float(), self.cost.expand(a.shape[0], -1, -1), self.epsilon, n_iters=self.iters)
         hist = displacement_histogram(plan, self.grid, self.disp_index)  # (B, K, K)
         feats = self.reader(hist[:, None] * hist.shape[-1] ** 2)         # (B, 16, K, K); rescaled: mean cell ~ 1
         feats = feats.flatten(1) if self.readout == "displacement" else feats.mean((2, 3))
