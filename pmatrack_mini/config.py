@@ -106,6 +106,7 @@ class AlignConfig:
     tcmda_heads: int = 4             # cpu-mini: 4 heads of 48 channels; paper: 8 heads of 96
     tcmda_points: int = 4            # K sampling points per head (paper: 4)
     lambda_p: float = 1.0            # parameter loss L_p (smooth L1, translation in feature cells)
+    param_beta: float = 1.0          # L_p's smooth-L1 beta (cells; log scales): quadratic below it, linear above
     lambda_r: float = 0.5            # TRE response loss L_r (BCE)
     lambda_cost: float = 0.01        # CPESL cost penalty
     router_warmup: float = 0.25      # first fraction of stage-2 steps: experts mixed uniformly, router not trained
@@ -140,7 +141,7 @@ class AlignConfig:
             raise PMATrackError(f"align.routing={self.routing!r} names an expert that is not in align.experts "
                                 f"{self.experts}")
         require_positive(self, "align", ("gumbel_tau", "router_channels", "router_hidden", "tcmda_heads",
-                                         "tcmda_points"))
+                                         "tcmda_points", "param_beta"))
         require_nonnegative(self, "align", ("lambda_p", "lambda_r", "lambda_cost"))
         require(0 <= self.router_warmup < 1, "align.router_warmup", self.router_warmup, "in [0, 1)")
         require_positive(self, "align", ("tre_dim", "fme_dim", "fme_gate_hidden", "fme_channels", "dpe_base",

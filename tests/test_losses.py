@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 import torch
 from torchvision.ops import generalized_box_iou_loss
 
@@ -37,3 +39,26 @@ def test_tracking_loss_zero_box_terms_for_perfect_box_and_grad():
     from pmatrack_mini.geometry import cxcywh_to_xyxy
     g = float(generalized_box_iou_loss(cxcywh_to_xyxy(worse["boxes"].detach()), cxcywh_to_xyxy(gt)))
     assert abs(s2["giou"] - g) < 1e-6 and abs(s2["l1"] - 0.1 / 4) < 1e-6
+
+
+def test_param_beta_sets_where_small_residuals_stop_counting_less():
+    """L_p's smooth-L1 beta (align.param_beta, cells): with beta 1 a residual of a quarter cell pulls a quarter as
+    hard as one of two cells; with beta 0.1 both pull alike. beta 1 is torch's default smooth L1."""
+    from pmatrack_mini.config import get_config
+    from pmatrack_mini.errors import PMATrackError
+    from pmatrack_mini.training.losses import param_loss
+
+    target = torch.tensor([[4.0, 0.0, 0.0, 0.0], [32.0, 0.0, 0.0, 0.0]])    # px: 0.25 and 2 cells of 16 px
+    grads = {}
+    for beta in (1.0, 0.1):
+        pred = torch.zeros(2, 4, requires_grad=True)
+        param_loss(pred, target, 16, with_scale=True, beta=beta).sum().backward()
+        grads[beta] = pred.grad[:, 0].abs() * 16                           # d loss / d cells
+    assert torch.allclose(grads[1.0], torch.tensor([0.25, 1.0])) and torch.allclose(grads[0.1], torch.ones(2))
+    pred = torch.randn(2, 4)
+    smooth_l1 = torch.nn.functional.smooth_l1_loss
+    assert torch.allclose(param_loss(pred, target, 16, True),
+                          smooth_l1(pred[:, :2] / 16, target[:, :2] / 16, reduction="none").sum(1)
+                          + smooth_l1(pred[:, 2:], target[:, 2:], reduction="none").sum(1))
+    with pytest.raises(PMATrackError, match="align.param_beta"):
+        get_config("cpu-mini", stage=2, align=dict(param_beta=0.0))

@@ -7,7 +7,8 @@ Stage 2 adds PMATrack's alignment losses (Loss & Training):
     L_total = L_track + lambda_p L_p + lambda_r L_r + L_CPESL
 
 * L_p: smooth L1 of every stage's parameters, and of each expert's, against the stage's ground-truth residual
-  (translation in feature cells, log scales as they are; the centre stage has no scale term);
+  (translation in feature cells, log scales as they are; the centre stage has no scale term; quadratic below
+  ``align.param_beta``, 1 by default: there a residual's pull is proportional to its size);
 * L_r: BCE of TRE's response logits against the target's cells, per modality;
 * L_CPESL = sum_e r_e l_e + lambda_cost sum_e r_e c_e, per sample, when the stage ran all its experts, with l_e in
   the official code's units (translation as a fraction of the search crop, log scales; ``expert_error``): in feature
@@ -84,11 +85,14 @@ def tracking_loss(out: dict, gt_boxes: torch.Tensor, weights=(2.0, 5.0, 1.0)):
 # ----------------------------------------------------------------------------- stage 2: alignment
 
 
-def param_loss(pred: torch.Tensor, target: torch.Tensor, patch: int, with_scale: bool) -> torch.Tensor:
-    """Per-sample smooth L1 (B,): translation in feature cells (px / patch), plus log scales when ``with_scale``."""
-    loss = F.smooth_l1_loss(pred[:, :2] / patch, target[:, :2] / patch, reduction="none").sum(1)
+def param_loss(pred: torch.Tensor, target: torch.Tensor, patch: int, with_scale: bool,
+               beta: float = 1.0) -> torch.Tensor:
+    """Per-sample smooth L1 (B,): translation in feature cells (px / patch), plus log scales when ``with_scale``.
+    ``beta``: the error below which the loss is quadratic (``align.param_beta``); with 1, every residual under a
+    whole cell gets a gradient proportional to its size, so small residuals weigh little against large ones."""
+    loss = F.smooth_l1_loss(pred[:, :2] / patch, target[:, :2] / patch, reduction="none", beta=beta).sum(1)
     if with_scale:
-        loss = loss + F.smooth_l1_loss(pred[:, 2:4], target[:, 2:4], reduction="none").sum(1)
+        loss = loss + F.smooth_l1_loss(pred[:, 2:4], target[:, 2:4], reduction="none", beta=beta).sum(1)
     return loss
 
 
@@ -158,9 +162,9 @@ def alignment_loss(records: list, batch: dict, cfg) -> tuple[torch.Tensor, dict]
     for k, rec in enumerate(records):
         gt = stage_residual(rec, H_true, c, target_c)                             # (B, 4)
         scale = rec["role"] != "center"
-        l_p = l_p + param_loss(rec["params"], gt, P, scale).mean()
+        l_p = l_p + param_loss(rec["params"], gt, P, scale, a.param_beta).mean()
         outs = rec["outputs"]
-        per_expert = {n: param_loss(o["params"], gt, P, scale) for n, o in outs.items()}   # each (B,)
+        per_expert = {n: param_loss(o["params"], gt, P, scale, a.param_beta) for n, o in outs.items()}   # (B,) each
         l_p = l_p + sum(v.mean() for v in per_expert.values())
         if len(outs) == len(rec["names"]) > 1:                                    # all experts ran: CPESL
             l_e = torch.stack([expert_error(outs[n]["params"], gt, S, scale) for n in rec["names"]], dim=1)  # (B, E)
