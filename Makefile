@@ -38,9 +38,12 @@ test: $(STAMP) $(BROWSER)
 		--nbval-lax --nbval-current-env -p no:cacheprovider
 
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
-# 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h); the last three
-# share the 200-step networks of runs/bench_batch (trained by the first of them, ~20 min), then track (~25 min);
-# bench_inference times a stage-2 frame eager and traced (~1 min); bench_demo runs `make demo` on a fresh clone (~10 min).
+# 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h); bench_batch_tracking
+# tracks with reproduce's stage-1 tracker and Full network (trained into runs/reproduce by `pmatrack-mini reproduce
+# --out runs/reproduce` or the notebooks, ~1 h 20 if absent; then ~5 min); bench_long_run and bench_own_cameras share
+# the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min); bench_inference times a stage-2
+# frame eager, traced and with the fast kernels (~2 min); bench_demo runs `make demo` on a fresh clone (~10 min);
+# bench_recipe compares a stage-2 recipe setting with the Full row's network (~20 min: one training, then measures).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
@@ -49,11 +52,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/sanity_table.py
 	$(PY) benchmarks/bench_align.py
 	$(PY) benchmarks/reliability.py
-	$(PY) benchmarks/bench_batch_tracking.py --steps 200 --sequences 12 --frames 80
+	$(PY) -m pmatrack_mini.cli reproduce --table components --out runs/reproduce
+	$(PY) benchmarks/bench_batch_tracking.py --stage1 runs/reproduce/runs/stage1/final.pt \
+		--stage2 runs/reproduce/runs/stage2_all/final.pt --fast-kernels --sequences 12 --frames 80
 	$(PY) benchmarks/bench_long_run.py
 	$(PY) benchmarks/bench_own_cameras.py
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_demo.py
+	$(PY) benchmarks/bench_recipe.py --set align.param_beta=0.1
+	$(PY) benchmarks/bench_recipe.py --set align.param_beta=0.3
 
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples

@@ -3,7 +3,7 @@
     python benchmarks/bench_long_run.py [--frames 10000] [--work runs/bench_batch] [--out results/long_run.json]
 
 Network: the cpu-mini stage-2 network of ``pmatrack_mini.experiments.trained`` (``--steps`` steps, trained into
-``--work`` on a first run, reused after: the one ``bench_batch_tracking.py`` uses), hard routing with TOCU,
+``--work`` on a first run, reused after: the one ``bench_own_cameras.py`` uses), hard routing with TOCU,
 first-frame pre-alignment, as ``track`` runs it. Sequence: one generated dynamic-offset sequence (seed 9800, never
 used for training). The loop is ``track_run.track_dataset``'s for one sequence, frame by frame, with everything a run
 keeps (boxes, the per-frame rows of ``<seq>.align.csv``, the running homographies) and the result files written at

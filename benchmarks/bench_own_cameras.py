@@ -9,7 +9,7 @@
    documented command ``track --rgb --tir --init --init-tir`` (first-frame boxes from the sequence's ground truth),
    and as frame folders with ``track --dataset``; both scored against the visible ground truth. The network: the
    cpu-mini stage-2 network of ``pmatrack_mini.experiments.trained`` (``--steps`` steps; the one
-   ``bench_batch_tracking.py`` uses), hard routing and TOCU. Goal: PR, NPR and SR of the videos within 0.5 point of
+   ``bench_long_run.py`` uses), hard routing and TOCU. Goal: PR, NPR and SR of the videos within 0.5 point of
    the folders'.
 2. Calibration: ``calibrate.fit_homography`` on 4 exact and on 20 pairs with 1-px Gaussian noise on the TIR points,
    drawn where each held-out sequence's first-frame homography puts them (``--draws`` seeded draws per sequence);

@@ -1,12 +1,12 @@
 """A stage-2 recipe setting against the Full row's network: held-out alignment and tracking, with intervals.
 
-    python benchmarks/bench_recipe.py --set align.param_beta=0.1 [--set ...] [--levels none dynamic] [--runs runs]
-        [--out results/recipe_<settings>.json]
+    python benchmarks/bench_recipe.py [--set align.param_beta=0.1 ...] [--steps 1500] [--levels none dynamic]
+        [--runs runs] [--out results/recipe_<settings>.json]
 
 Networks: ``reproduce``'s Full row network (``trained.family(runs)``, i.e. ``runs/reproduce``: trained there once,
-here or by ``reproduce``) and the same recipe with the ``--set`` alignment settings on top (``trained.family_network``:
+here or by ``reproduce``) and the same recipe with the ``--set`` alignment settings and ``--steps`` on top (``trained.family_network``:
 its own folder ``stage2_all_<key>-<value>``, trained on a first run, reused after). Everything else is the Full row's:
-steps, data, seed, the frozen stage-1 tracker.
+data, seed, the frozen stage-1 tracker (and steps, unless ``--steps``).
 
 * Alignment: notebook 07's held-out pairs (16 batches x 32 per offset level from 8 x 60-frame sequences, seeds
   9400-9403, template at frame 1, TIR crops through the first-frame pre-alignment, hard routing): median / p90
@@ -75,8 +75,9 @@ def verdict(low: float, high: float) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--set", action="append", required=True, metavar="align.KEY=VALUE",
+    p.add_argument("--set", action="append", default=[], metavar="align.KEY=VALUE",
                    help="an alignment setting on top of the Full row's recipe (repeatable)")
+    p.add_argument("--steps", type=int, default=None, help="stage-2 training steps (default: the Full row's)")
     p.add_argument("--levels", nargs="+", default=["none", "dynamic"], help="reproduce's test sets to track")
     p.add_argument("--runs", default="runs", help="the folder holding reproduce/ (the family of networks)")
     p.add_argument("--out", default=None, help="default: results/recipe_<settings>.json")
@@ -85,10 +86,15 @@ def main(argv=None):
         overrides = parse_overrides(a.set)
     except PMATrackError as e:
         p.error(str(e))
-    if set(overrides) != {"align"}:
+    if set(overrides) - {"align"}:
         p.error(f"--set takes alignment settings (align.KEY=VALUE), got {sorted(overrides)}")
-    align = overrides["align"]
-    name = "_".join(setting_name(k, v) for k, v in sorted(align.items()))
+    if a.steps is not None and a.steps < 1:
+        p.error(f"--steps must be at least 1, got {a.steps}")
+    align = overrides.get("align", {})
+    extra = dict(align, **({"steps": a.steps} if a.steps else {}))
+    if not extra:
+        p.error("give at least one --set or --steps")
+    name = "_".join(setting_name(k, v) for k, v in sorted(extra.items()))
     out = Path(a.out or f"results/recipe_{name}.json")
     t_start = time.perf_counter()
     set_seed(0)
@@ -98,10 +104,10 @@ def main(argv=None):
         stage2_config(checkpoint_config(nets.stage1()), align={**VARIANTS[FULL.network], **align})
     except PMATrackError as e:
         p.error(str(e))
-    networks = {"full": (nets.stage2(FULL.network), {}), name: (nets.stage2(FULL.network, **align), align)}
-    report = dict(settings=align, alignment={}, tracking={})
-    for label, (ckpt, extra) in networks.items():
-        net, cfg = family_network(nets, FULL.network, **extra)
+    networks = {"full": (nets.stage2(FULL.network), {}), name: (nets.stage2(FULL.network, **extra), extra)}
+    report = dict(settings=extra, alignment={}, tracking={})
+    for label, (_, settings) in networks.items():
+        net, cfg = family_network(nets, FULL.network, **settings)
         report["alignment"][label] = held_out_alignment(net, cfg, work)
         print(f"{label}: after the last stage (median / p90 px) " + ", ".join(
             f"{lvl} {r['after'][net.roles[-1]][0]:.1f} / {r['after'][net.roles[-1]][1]:.1f}"

@@ -1,6 +1,8 @@
 """Where a stage-2 training step's time goes: the tracker alone, each single-expert network, all experts mixed, and
-the same network without TCMDA (so that no gradient crosses the frozen blocks after the first stage), and FME's
-convolution pyramid in both memory layouts (channels-last against the contiguous default, fme.py).
+the same network without TCMDA (so that no gradient crosses the frozen blocks after the first stage), FME's
+convolution pyramid in both memory layouts (channels-last against the contiguous default, fme.py), and TRE's transport
+by scaling updates against the log-domain default (``tre.scaling_transport``; both are the evaluation's fast kernels,
+``models.inference``, measured here for training).
 
     python benchmarks/bench_train_step.py [--batch 32] [--repeats 4] [--out results/train_step.json]
 
@@ -23,19 +25,24 @@ import torch
 from pmatrack_mini.config import get_config, stage2_config
 from pmatrack_mini.models import build_model
 from pmatrack_mini.models.experts.fme import pyramids_channels_last
+from pmatrack_mini.models.experts.tre import scaling_transport
 from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 
 SETTINGS = {                                     # name -> align overrides (None: the stage-1 tracker)
     "stage 1 (whole tracker trains)": None,
     "stage 2, TRE only": dict(experts=("tre",)),
+    "stage 2, TRE only, scaling transport": dict(experts=("tre",)),
     "stage 2, FME only": dict(experts=("fme",)),
     "stage 2, FME only, channels-last pyramid": dict(experts=("fme",)),     # FME's pyramid channels-last
     "stage 2, DPE only": dict(experts=("dpe",)),
     "stage 2, all experts mixed": {},
     "stage 2, all experts mixed, channels-last pyramid": {},
+    "stage 2, all experts mixed, both fast kernels": {},
     "stage 2, all experts mixed, no TCMDA": dict(tcmda=False),
 }
-CHANNELS_LAST = {"stage 2, FME only, channels-last pyramid", "stage 2, all experts mixed, channels-last pyramid"}
+CHANNELS_LAST = {"stage 2, FME only, channels-last pyramid", "stage 2, all experts mixed, channels-last pyramid",
+                 "stage 2, all experts mixed, both fast kernels"}
+SCALING = {"stage 2, TRE only, scaling transport", "stage 2, all experts mixed, both fast kernels"}
 
 
 def training_step(net, batch: tuple):
@@ -74,6 +81,7 @@ def main(argv=None):
         cfg = cfg1 if align is None else stage2_config(cfg1, align=dict(routing="soft", **align))
         net = build_model(cfg).train()
         pyramids_channels_last(net, on=name in CHANNELS_LAST)   # A / B of FME's pyramid layout (contiguous default)
+        scaling_transport(net, on=name in SCALING)               # A / B of TRE's solver (log domain default)
         z = torch.rand(a.batch, 3, m.template_size, m.template_size)
         x = torch.rand(a.batch, 3, m.search_size, m.search_size)
         batch = (z, x, z.clone(), x.clone())

@@ -100,6 +100,9 @@ def test_further_alignment_settings_train_their_own_network(tmp_path, monkeypatc
     assert (a["align"]["lambda_cost"], b["align"]["lambda_cost"]) == (0.01, 0.5)
     a["align"].pop("lambda_cost"), b["align"].pop("lambda_cost")
     assert a == b
+    longer = ws.stage2("tre", steps=FAST.stage2_steps + 2)                     # another length: its own folder
+    assert longer.parent.name == f"stage2_tre_steps-{FAST.stage2_steps + 2}"
+    assert checkpoint_config(longer).train.steps == FAST.stage2_steps + 2 and ws.stage2("tre", steps=None) == base
     assert ws.cost()["stage2_runs"] == ["stage2_tre"]                           # the tables' networks only
     (tmp_path / "nb").mkdir()
     monkeypatch.chdir(tmp_path / "nb")                                         # a notebook reads them from notebooks/

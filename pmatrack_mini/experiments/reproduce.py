@@ -171,20 +171,22 @@ class Workspace:
         self._trained[run.name] = run / "final.pt"
         return run / "final.pt"
 
-    def stage2(self, variant: str, **align) -> Path:
-        """A stage-2 network (``VARIANTS[variant]``), trained once. ``align``: further alignment settings for a
-        network the tables do not use (the notebooks' sweeps and exercises), in its own folder
-        ``stage2_<variant>_<name>-<value>`` named by the settings that differ from the variant's."""
+    def stage2(self, variant: str, steps: int | None = None, **align) -> Path:
+        """A stage-2 network (``VARIANTS[variant]``), trained once. ``steps`` (other than the workspace's) and
+        ``align``: further settings for a network the tables do not use (the notebooks' sweeps, benchmarks), in its
+        own folder ``stage2_<variant>_<name>-<value>`` named by the settings that differ from the variant's."""
         from ..training.train import train
 
         init = self.stage1()
         base = {**(TINY_ALIGN if self.rc.tiny else {}), **VARIANTS[variant]}
-        train_settings = dict(steps=self.rc.stage2_steps, batch_size=self.rc.batch_size, init=str(init),
-                              seed=self.rc.seed, warmup_steps=min(50, self.rc.stage2_steps))
+        steps = steps or self.rc.stage2_steps
+        train_settings = dict(steps=steps, batch_size=self.rc.batch_size, init=str(init), seed=self.rc.seed,
+                              warmup_steps=min(50, steps))
         tracker_cfg = checkpoint_config(init)                    # read once: the variant's and the asked config
         cfg = stage2_config(tracker_cfg, align={**base, **align}, train=train_settings)
         own = stage2_config(tracker_cfg, align=base, train=train_settings).align if align else cfg.align
         extra = {k: v for k, v in sorted(align.items()) if getattr(cfg.align, k) != getattr(own, k)}
+        extra.update({"steps": steps} if steps != self.rc.stage2_steps else {})
         run = self.root / "runs" / "_".join([f"stage2_{variant}"] + [setting_name(k, v) for k, v in extra.items()])
         if run.name in self._trained:
             return self._trained[run.name]
