@@ -38,6 +38,7 @@ from pmatrack_mini.utils import run_record, write_json_atomic
 
 DECISIONS = ("tocu", "center_expert", "scale_expert", "refine_expert")
 FAST = "stage 2, fast kernels"
+FOLDERS = {"stage 1": "stage1", "stage 2": "stage2", FAST: "stage2_fast"}
 
 
 def _decisions(folder: Path, names: list) -> dict:
@@ -60,6 +61,9 @@ def main(argv=None):
     p.add_argument("--fast-kernels", action="store_true", help="also the stage-2 network with the fast kernels")
     p.add_argument("--out", default="results/batch_tracking.json")
     a = p.parse_args(argv)
+    for given in (a.stage1, a.stage2):
+        if given and not Path(given).is_file():
+            p.error(f"checkpoint not found: {given}")
     work = Path(a.work)
     t_start = time.perf_counter()
     networks = {"stage 1": (model_from_checkpoint(a.stage1)[:2] if a.stage1 else
@@ -80,7 +84,7 @@ def main(argv=None):
         tocu = TOCUConfig() if cfg.train.stage == 2 else None
         runs = {}
         for batch in sorted(set([1] + a.batches)):
-            folder = work / "results" / label.replace(" ", "") / f"batch{batch}"
+            folder = work / "results" / FOLDERS[label] / f"batch{batch}"
             t0 = time.perf_counter()
             preds, _ = track_dataset(Tracker(model, cfg, tocu=tocu, **options[label]), seqs, folder, progress=False,
                                      batch=batch)

@@ -4,15 +4,16 @@
         [--runs runs] [--out results/recipe_<settings>.json]
 
 Networks: ``reproduce``'s Full row network (``trained.family(runs)``, i.e. ``runs/reproduce``: trained there once,
-here or by ``reproduce``) and the same recipe with the ``--set`` alignment settings and ``--steps`` on top (``trained.family_network``:
-its own folder ``stage2_all_<key>-<value>``, trained on a first run, reused after). Everything else is the Full row's:
-data, seed, the frozen stage-1 tracker (and steps, unless ``--steps``).
+here or by ``reproduce``) and the same recipe with the ``--set`` alignment settings and ``--steps`` on top
+(``trained.family_network``: its own folder ``stage2_all_<key>-<value>``, trained on a first run, reused after).
+Everything else is the Full row's: data, seed, the frozen stage-1 tracker (and steps, unless ``--steps``).
 
 * Alignment: notebook 07's held-out pairs (16 batches x 32 per offset level from 8 x 60-frame sequences, seeds
   9400-9403, template at frame 1, TIR crops through the first-frame pre-alignment, hard routing): median / p90
   residual at the target (RGB px) before and after each stage, and each stage's expert shares.
-* Tracking: ``reproduce``'s test sets at ``--levels`` with the Full row's tracker setting (router + TOCU, first-frame
-  pre-alignment, traced U-Nets, batch 8; the Full row's own run of ``reproduce``, tracked first if it is not kept);
+* Tracking: ``reproduce``'s test sets at ``--levels`` with the Full row's tracker setting (``Workspace.row_setting``:
+  router + TOCU, first-frame pre-alignment, traced U-Nets; the workspace's batch; the Full row's own run of
+  ``reproduce``, tracked first if it is not kept);
   PR / NPR / SR of both networks and the per-sequence bootstrap 95 % interval
   of each difference (``evaluation.intervals``): "better", "worse" or "within noise".
 """
@@ -62,10 +63,12 @@ def held_out_alignment(net, cfg, work: Path) -> dict:
 
 def tracked(nets, ckpt: Path, level: str, folder: Path) -> dict:
     """Per-sequence scores of a stage-2 network tracked as the Full row is, on reproduce's test set ``level``."""
-    model, cfg, _ = model_from_checkpoint(ckpt, routing=FULL.routing)
-    tracker = Tracker(model, cfg, prealign=FULL.prealign, tocu=TOCUConfig(), traced=True)
+    setting = nets.row_setting(FULL, traced=not nets.rc.tiny)                 # as Workspace.track_row tracks it
+    model, cfg, _ = model_from_checkpoint(ckpt, routing=setting["routing"])
+    tracker = Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
+                      tocu=TOCUConfig(**setting["tocu"]), traced=setting["traced"])
     seqs = nets.data("test", level)
-    preds, _ = track_dataset(tracker, seqs, folder, progress=False, batch=8)
+    preds, _ = track_dataset(tracker, seqs, folder, progress=False, batch=nets.track_batch)
     return evaluate_predictions(seqs, preds)
 
 
@@ -94,13 +97,18 @@ def main(argv=None):
     extra = dict(align, **({"steps": a.steps} if a.steps else {}))
     if not extra:
         p.error("give at least one --set or --steps")
-    name = "_".join(setting_name(k, v) for k, v in sorted(extra.items()))
+    try:
+        name = "_".join(setting_name(k, v) for k, v in sorted(extra.items()))
+    except PMATrackError as e:
+        p.error(str(e))
     out = Path(a.out or f"results/recipe_{name}.json")
     t_start = time.perf_counter()
     set_seed(0)
     nets = family(a.runs, progress=True)
+    if set(a.levels) - set(nets.test_sets()):
+        p.error(f"--levels takes reproduce's test sets {list(nets.test_sets())}, got {a.levels}")
     work = Path(a.runs) / "notebooks"                            # notebook 07's held-out sets, cached there too
-    try:                                                         # a setting the config refuses: before any training
+    try:                                      # a setting the config refuses: before any stage-2 training
         stage2_config(checkpoint_config(nets.stage1()), align={**VARIANTS[FULL.network], **align})
     except PMATrackError as e:
         p.error(str(e))

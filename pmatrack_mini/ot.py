@@ -14,9 +14,11 @@ log domain (numerically safe for small eps, where exp(-C / eps) underflows in fl
 
 :func:`sinkhorn_scaling` solves the same problem with the classic multiplicative updates on the Gibbs kernel
 K = exp(-C / eps) in float64 (u <- a / K v, v <- b / K^T u; T = diag(u) K diag(v)): two matrix-vector products per
-iteration instead of two log-sum-exps, several times faster on a CPU. It needs K without underflow where mass has
-to travel, so it takes costs with max C / eps <= :data:`SCALING_MAX_EXPONENT` and otherwise (or if an iteration
-leaves a non-finite value) falls back to the log-domain solver.
+iteration instead of two log-sum-exps: on cpu-mini's 8 x 8 grid (max C / eps = 196) 30 iterations take 0.7 ms
+instead of 2.6 at batch 1 and 2.1 instead of 12.3 at batch 8 on two cores. The potentials u, v span about
+exp(+-max C / eps), so it takes costs with max C / eps <= :data:`SCALING_MAX_EXPONENT` (float64 overflows near
+exp(709)) and otherwise, or if an iteration leaves a non-finite value, falls back to the log-domain solver: the
+paper preset's 16 x 16 grid (max C / eps = 900) always does.
 Letters: B batch, N source points, M target points.
 """
 from __future__ import annotations
@@ -59,7 +61,7 @@ def sinkhorn(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, epsilon: floa
     return torch.nan_to_num(plan, nan=0.0)
 
 
-SCALING_MAX_EXPONENT = 600.0     # exp(-600) ~ 1e-261: above float64's smallest normal number (~1e-308)
+SCALING_MAX_EXPONENT = 600.0     # exp(+-600) ~ 1e+-261: inside float64's range (~1e+-308)
 
 
 def sinkhorn_scaling(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, epsilon: float,

@@ -1,5 +1,6 @@
-"""Traced DPE U-Nets (models.inference): the eager network's outputs to float rounding, at other batch sizes than the
-traced one, and the same tracking (boxes, TOCU decisions, expert choices) as the eager tracker."""
+"""Inference-only speed-ups (models.inference): traced DPE U-Nets give the eager network's outputs to float rounding,
+at other batch sizes than the traced one, and the same tracking (boxes, TOCU decisions, expert choices) as the eager
+tracker; so do the experts' fast kernels (TRE's scaling transport, FME's channels-last pyramid)."""
 import numpy as np
 import torch
 
@@ -9,6 +10,7 @@ from pmatrack_mini.models.experts.dpe import DPE, TinyUNet
 from pmatrack_mini.models.experts.fme import FME, CorrelationPyramid
 from pmatrack_mini.models.experts.tre import TRE
 from pmatrack_mini.models.inference import TracedUNet, fast_kernels_for_inference, traced_for_inference
+from pmatrack_mini.ot import SCALING_MAX_EXPONENT
 from pmatrack_mini.tracking.tocu import TOCUConfig
 from pmatrack_mini.tracking.tracker import Tracker
 
@@ -94,6 +96,8 @@ def test_fast_kernels_track_as_the_reference(stage2_checkpoint, tiny_dataset):
             if isinstance(m, (TRE, FME)):
                 m.regress.weight.normal_(0, 0.05)
     model.routing = "soft"
+    tres = [m for m in model.modules() if isinstance(m, TRE)]
+    assert all(float(m.cost.max()) / m.epsilon <= SCALING_MAX_EXPONENT for m in tres)   # the scaling path, no fallback
     seq = load_dataset(tiny_dataset)[0]
     (ref_boxes, ref_dec, ref_params), (fast_boxes, fast_dec, fast_params) = (
         _track(model, cfg, seq, fast_kernels=fast) for fast in (False, True))

@@ -103,5 +103,8 @@ def test_scaling_solver_in_float32_and_its_fallback():
     z = z / z.sum(1, keepdim=True)
     plan = sinkhorn_scaling(z, b, C, 0.5, 30)
     assert torch.isfinite(plan).all() and plan[:, :32].abs().max() == 0
+    assert (plan - sinkhorn(z, b, C, 0.5, n_iters=30)).abs().max() < 1e-5
+    empty = torch.zeros_like(b)                                   # no mass at all: 0 / 0 in the scaling updates
+    assert torch.equal(sinkhorn_scaling(a, empty, C, 0.5, 30), sinkhorn(a, empty, C, 0.5, n_iters=30))
     with pytest.raises(ValueError, match="n_iters"):
         sinkhorn_scaling(a, b, C, 0.5, 0)

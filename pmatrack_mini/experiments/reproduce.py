@@ -179,7 +179,7 @@ class Workspace:
 
         init = self.stage1()
         base = {**(TINY_ALIGN if self.rc.tiny else {}), **VARIANTS[variant]}
-        steps = steps or self.rc.stage2_steps
+        steps = self.rc.stage2_steps if steps is None else steps
         train_settings = dict(steps=steps, batch_size=self.rc.batch_size, init=str(init), seed=self.rc.seed,
                               warmup_steps=min(50, steps))
         tracker_cfg = checkpoint_config(init)                    # read once: the variant's and the asked config

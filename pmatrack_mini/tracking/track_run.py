@@ -214,7 +214,7 @@ def _cmd_track(args) -> None:
     tracker = Tracker(model, cfg, args.device, prealign=args.prealign, tocu=TOCUConfig() if use_tocu else None,
                       traced=traced, fast_kernels=args.fast_kernels)
     meta = dict(checkpoint=str(args.checkpoint), step=step, stage=cfg.train.stage, traced=traced,
-                fast_kernels=args.fast_kernels,
+                fast_kernels=args.fast_kernels and cfg.train.stage == 2,     # stage 1 has no experts
                 routing=cfg.align.routing if cfg.train.stage == 2 else None)
     if not args.dataset:
         meta.update(rgb=str(args.rgb), tir=str(args.tir), init=list(args.init),

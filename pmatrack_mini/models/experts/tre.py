@@ -13,8 +13,9 @@ Optimal transport moves the RGB response onto the TIR response with cost C_ij = 
     T* = argmin_{T 1 = a, T^T 1 = b} <T, C> - eps H(T)       (log-domain Sinkhorn, ``pmatrack_mini.ot``)
 
 For evaluation, :func:`scaling_transport` switches to the scaling form of the same updates (``ot.sinkhorn_scaling``:
-matrix-vector products on exp(-C / eps) in float64, the same plans to float32 rounding, several times faster on a
-CPU); the log-domain solver stays the default (training, and the stored results).
+matrix-vector products on exp(-C / eps) in float64, the same plans to float32 rounding; at cpu-mini a TRE call 1.4 ms
+instead of 3.2 on two cores; the paper preset's grid falls back to the log domain); the log-domain solver stays the
+default (training, and the stored results).
 
 Read-out. For any feasible plan, sum_ij T_ij (p_j - p_i) = centroid(b) - centroid(a): a *mean* read-out makes
 OT pointless. We scatter the plan into a histogram of displacements (dy, dx) in [-(H-1), H-1]^2 and let a small
