@@ -43,7 +43,8 @@ test: $(STAMP) $(BROWSER)
 # --out runs/reproduce` or the notebooks, ~1 h 20 if absent; then ~5 min); bench_long_run and bench_own_cameras share
 # the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min); bench_inference times a stage-2
 # frame eager, traced and with the fast kernels (~2 min); bench_demo runs `make demo` on a fresh clone (~10 min);
-# bench_recipe compares a stage-2 recipe setting with the Full row's network (~20 min: one training, then measures).
+# bench_recipe compares a stage-2 recipe setting with the Full row's network (~20 min: one training, then measures;
+# ~1 h with --steps 1500).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
@@ -61,6 +62,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_demo.py
 	$(PY) benchmarks/bench_recipe.py --set align.param_beta=0.1
 	$(PY) benchmarks/bench_recipe.py --set align.param_beta=0.3
+	$(PY) benchmarks/bench_recipe.py --steps 1500
 
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples
