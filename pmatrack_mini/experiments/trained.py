@@ -169,8 +169,8 @@ def family_tracker(nets):
 def family_network(nets, variant: str = "all", **align):
     """``reproduce``'s stage-2 network ``variant`` (``reproduce.VARIANTS``: tre, fme, dpe, all, center, center_scale,
     one_shot); ``align`` settings (or ``steps=N``) on top train a network of the same recipe the tables do not use.
-    (model, cfg); the config's ``train.init`` points at the stage-1 tracker as seen from here (the checkpoint keeps the path its trainer
-    saw: ``reproduce`` runs from the project folder, a notebook from ``notebooks/``)."""
+    (model, cfg); the config's ``train.init`` points at the stage-1 tracker as seen from here (the checkpoint keeps
+    the path its trainer saw: ``reproduce`` runs from the project folder, a notebook from ``notebooks/``)."""
     model, cfg = model_from_checkpoint(nets.stage2(variant, **align))[:2]
     return model, merge(cfg, dict(train=dict(init=str(nets.stage1()))))
 
