@@ -11,7 +11,7 @@ Everything else is the Full row's: data, seed, the frozen stage-1 tracker (and s
 * Alignment: notebook 07's held-out pairs (16 batches x 32 per offset level from 8 x 60-frame sequences, seeds
   9400-9403, template at frame 1, TIR crops through the first-frame pre-alignment, hard routing): median / p90
   residual at the target (RGB px) before and after each stage, and each stage's expert shares.
-* Tracking: ``reproduce``'s test sets at ``--levels`` with the Full row's tracker setting (``Workspace.row_setting``:
+* Tracking: ``reproduce``'s test sets at ``--levels`` with the Full row's tracker setting (``Workspace.row_tracker``:
   router + TOCU, first-frame pre-alignment, traced U-Nets; the workspace's batch; the Full row's own run of
   ``reproduce``, tracked first if it is not kept);
   PR / NPR / SR of both networks and the per-sequence bootstrap 95 % interval
@@ -35,10 +35,8 @@ from pmatrack_mini.evaluation.evaluate import evaluate_predictions
 from pmatrack_mini.evaluation.intervals import mean_difference, paired_interval
 from pmatrack_mini.experiments.reproduce import COMPONENT_ROWS, VARIANTS
 from pmatrack_mini.experiments.trained import family, family_network, setting_name
-from pmatrack_mini.models.checkpoint import checkpoint_config, model_from_checkpoint
-from pmatrack_mini.tracking.tocu import TOCUConfig
+from pmatrack_mini.models.checkpoint import checkpoint_config
 from pmatrack_mini.tracking.track_run import track_dataset
-from pmatrack_mini.tracking.tracker import Tracker
 from pmatrack_mini.utils import run_record, set_seed, write_json_atomic
 
 HELD_OUT = {"none": 9401, "small": 9402, "large": 9403, "dynamic": 9400}     # notebook 07's held-out seeds
@@ -63,12 +61,8 @@ def held_out_alignment(net, cfg, work: Path) -> dict:
 
 def tracked(nets, ckpt: Path, level: str, folder: Path) -> dict:
     """Per-sequence scores of a stage-2 network tracked as the Full row is, on reproduce's test set ``level``."""
-    setting = nets.row_setting(FULL, traced=not nets.rc.tiny)                 # as Workspace.track_row tracks it
-    model, cfg, _ = model_from_checkpoint(ckpt, routing=setting["routing"])
-    tracker = Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
-                      tocu=TOCUConfig(**setting["tocu"]), traced=setting["traced"])
     seqs = nets.data("test", level)
-    preds, _ = track_dataset(tracker, seqs, folder, progress=False, batch=nets.track_batch)
+    preds, _ = track_dataset(nets.row_tracker(FULL, ckpt), seqs, folder, progress=False, batch=nets.track_batch)
     return evaluate_predictions(seqs, preds)
 
 

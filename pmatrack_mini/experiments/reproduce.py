@@ -209,6 +209,14 @@ class Workspace:
         return dict(prealign=row.prealign, routing=row.routing, hann=True, traced=traced,
                     tocu=dataclasses.asdict(TOCUConfig()) if row.tocu else None, package=__version__)
 
+    def row_tracker(self, row: Row, checkpoint: Path | None = None) -> Tracker:
+        """A tracker with the row's setting (``row_setting``) on the row's network, or on ``checkpoint``."""
+        setting = self.row_setting(row, traced=not self.rc.tiny)           # toy nets: tracing costs more than it saves
+        ckpt = checkpoint or (self.stage1() if row.network == "stage1" else self.stage2(row.network))
+        model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
+        return Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
+                       tocu=TOCUConfig(**setting["tocu"]) if setting["tocu"] else None, traced=setting["traced"])
+
     def track_row(self, row: Row) -> dict:
         """Track every test level with one row's setting -> {level: scores, MACs, usage, TOCU}. Kept in
         DIR/results/<setting>.json, so that a rerun (after an interruption, or for the other table) reuses it."""
@@ -220,10 +228,7 @@ class Workspace:
                 return kept["levels"]
             print(f"note: {record.name} was tracked with other tracker settings ({kept.get('setting')}); "
                   f"tracking it again", file=sys.stderr)
-        ckpt = self.stage1() if row.network == "stage1" else self.stage2(row.network)
-        model, cfg, _ = model_from_checkpoint(ckpt, routing=row.routing)
-        tracker = Tracker(model, cfg, prealign=setting["prealign"], hann=setting["hann"],
-                          tocu=TOCUConfig(**setting["tocu"]) if setting["tocu"] else None, traced=setting["traced"])
+        tracker = self.row_tracker(row)
         out = {}
         for lvl in self.test_sets():
             seqs = self.data("test", lvl)
