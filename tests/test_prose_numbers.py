@@ -35,3 +35,6 @@ def test_exit_status(tmp_path, capsys):
     assert prose_numbers.main([str(notebook(tmp_path, "3.9", "3.4"))]) == 1
     assert prose_numbers.main([str(tmp_path / "missing.ipynb")]) == 2
     assert "error: no such file" in capsys.readouterr().err
+    (tmp_path / "bad.ipynb").write_text("{")
+    assert prose_numbers.main([str(tmp_path / "bad.ipynb")]) == 2
+    assert "is not a notebook" in capsys.readouterr().err

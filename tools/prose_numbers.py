@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     listed = 0
     for nb in a.notebooks:
-        found = unshown(nb, a.also)
+        try:
+            found = unshown(nb, a.also)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:     # not JSON, or not a notebook's layout
+            print(f"error: {nb} is not a notebook ({type(e).__name__}: {e})", file=sys.stderr)
+            return 2
         listed += len(found)
         print(f"{nb.name}: {len(found)} prose number(s) not in its outputs")
         for cell, written in found:
