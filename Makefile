@@ -40,11 +40,11 @@ test: $(STAMP) $(BROWSER)
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
 # 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h); bench_batch_tracking
 # tracks with reproduce's stage-1 tracker and Full network (trained into runs/reproduce by `pmatrack-mini reproduce
-# --out runs/reproduce` or the notebooks, ~1 h 20 if absent; then ~5 min); bench_long_run and bench_own_cameras share
+# --out runs/reproduce` or the notebooks, ~3 h if absent; then ~5 min); bench_long_run and bench_own_cameras share
 # the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min); bench_inference times a stage-2
 # frame eager, traced and with the fast kernels (~2 min); bench_demo runs `make demo` on a fresh clone (~10 min);
-# bench_recipe compares a stage-2 recipe setting with the Full row's network (~20 min: one training, then measures;
-# ~1 h with --steps 1500).
+# bench_recipe compares a stage-2 recipe setting with the Full row's network (~1 h: one 1500-step training, then
+# measures; ~20 min with --steps 400, reproduce's length before it trained 1500 steps).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
@@ -62,16 +62,16 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_demo.py
 	$(PY) benchmarks/bench_recipe.py --set align.param_beta=0.1
 	$(PY) benchmarks/bench_recipe.py --set align.param_beta=0.3
-	$(PY) benchmarks/bench_recipe.py --steps 1500
+	$(PY) benchmarks/bench_recipe.py --steps 400
 
 samples: $(STAMP)
 	$(PY) -m pmatrack_mini.cli synth data_samples --preset samples
 
 # Re-execute the notebooks in full mode and store their outputs. Their networks are those of `pmatrack-mini reproduce
 # --out runs/reproduce` (trained.family): a first build without that folder trains them there (the stage-1 tracker
-# and six of reproduce's stage-2 networks, plus notebook 05's two lambda_cost networks); after `reproduce`, or on a
-# rebuild, it only loads them. notebooks-fast stores CI-mode outputs instead, to check a change quickly (the committed notebooks must be
-# full-mode: tests/test_stored_notebooks.py).
+# and six of reproduce's stage-2 networks, plus notebook 05's three 400-step lambda_cost networks); after `reproduce`,
+# or on a rebuild, it only loads them. notebooks-fast stores CI-mode outputs instead, to check a change quickly (the
+# committed notebooks must be full-mode: tests/test_stored_notebooks.py).
 notebooks: $(STAMP)
 	$(PY) tools/build_notebooks.py
 

@@ -130,6 +130,7 @@ def main(argv=None):
             f"{m} {r['full']:.1f} -> {r['setting']:.1f} ({r['difference'][0]:+.1f} [{r['difference'][1]:+.1f}, "
             f"{r['difference'][2]:+.1f}], {r['verdict']})" for m, r in row.items()))
     write_json_atomic(out, dict(run_record(argv), networks={k: str(v[0]) for k, v in networks.items()},
+                                stage2_steps={k: checkpoint_config(v[0]).train.steps for k, v in networks.items()},
                                 total_seconds=time.perf_counter() - t_start, **report))
     print(f"-> {out}")
 

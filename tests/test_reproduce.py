@@ -104,6 +104,13 @@ def test_goal_lines_say_met_or_not_with_the_numbers():
     assert "routing pays" in lines[3] and ": NOT met (ratio 0.80" in lines[3]
     results["Router without TOCU"]["dynamic"].update(NPR=0.4, macs_per_frame=9.5)       # accurate, but too dear
     assert ": NOT met (ratio 0.95" in goal_lines(results)[3]
+    assert not any("photographs" in line for line in goal_lines(results))    # no photograph set: no line
+    for label, npr in (("Baseline + static pre-alignment", 0.1), ("Oracle alignment (stage 1)", 0.6),
+                       ("Full (router + TOCU)", 0.3)):
+        results[label]["photo"] = row(0.5, npr, 0.4)
+    assert goal_lines(results)[-1].endswith("to the oracle: met (NPR 0.40)")           # 0.2 of a 0.5 gap
+    results["Full (router + TOCU)"]["photo"]["NPR"] = 0.2
+    assert goal_lines(results)[-1].endswith("to the oracle: NOT met (NPR 0.20)")
 
 
 def _per_seq(labels, level, gains, noise, n=12, seed=0):

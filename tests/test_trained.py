@@ -81,7 +81,7 @@ def test_the_notebooks_and_reproduce_share_one_cache(tmp_path, monkeypatch):
     fast = trained.family(tmp_path)
     assert fast.root == tmp_path / "reproduce-ci"
     assert fast.rc == dataclasses.replace(reproduce.FAST, tiny=False) and not fast.rc.tiny
-    assert "400 steps" in trained.family_modes() and f"{reproduce.FAST.stage2_steps} steps" in trained.family_modes()
+    assert "1500 steps" in trained.family_modes() and f"{reproduce.FAST.stage2_steps} steps" in trained.family_modes()
 
 
 def test_further_alignment_settings_train_their_own_network(tmp_path, monkeypatch):

@@ -33,9 +33,9 @@ is averaged, g = (g_rgb + g_tir) / 2 (official: the geometric mean), both pairs 
 Speed: the pyramid's convolutions run about 2x faster on a CPU (oneDNN) with their weights channels-last
 (:func:`pyramids_channels_last`: the same arithmetic, float sums in another order; outputs and gradients equal to
 1e-5 relative, tested). An FME-only training step is about 20 % shorter, one with all experts mixed about 12 %
-(``benchmarks/bench_train_step.py``). Not the default yet: tracking amplifies float rounding
-(notebook 08's 12 tracked sequences move by up to 4.4 PR points with it), so it comes with the next regeneration of
-the stored tables and notebooks.
+(``benchmarks/bench_train_step.py``). Opt-in (``models.inference.fast_kernels_for_inference``): tracking amplifies
+float rounding (notebook 08's 12 tracked sequences move by up to 4.4 PR points with it), and the stored tables'
+networks were trained and tracked with the reference layout, which the defaults must reproduce.
 Letters: B batch, N = H W search tokens, d projected channels, c pyramid channels, K = 2 H - 1.
 """
 from __future__ import annotations

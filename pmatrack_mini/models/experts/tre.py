@@ -30,12 +30,12 @@ Departures from the official code:
 * 30 Sinkhorn iterations (official: 50), a fixed count so that the cost and the gradient path are fixed. Measured
   with :func:`sinkhorn_truncation` on held-out pairs (notebook 02): on the responses L_r trains toward
   (:func:`target_responses`) the 30-iteration displacement histogram is within ~1e-2 (total variation) of the
-  converged one, with the same mode; on the diffuse responses of a briefly trained TRE it is off by ~0.05-0.15 and
-  the mode differs on about a tenth of the pairs; on sharp responses whose peaks lie >= 5 cells apart (the scale and
-  refine stages of a network trained ~900 steps) by up to ~0.4. Mass that must travel d cells needs more iterations
-  as d^2 / eps grows. 100 iterations bring the 90th percentile of all of these below ~1e-2 (the sharp, far-apart
-  pairs to at most ~0.1), at about 3 x the solver's cost (TRE 8.73 -> 9.30 M MACs per call at cpu-mini). The
-  read-out CNN is trained on the same truncated plans it sees at inference.
+  converged one, with the same mode; on the responses of the trained TRE it is off by 3e-02 at the 90th percentile
+  (up to 0.2) and the mode differs on 7 % of the pairs (22 % after 400 stage-2 steps); on sharp responses whose
+  peaks lie >= 5 cells apart (the scale and refine stages of a network trained ~900 steps) by up to ~0.4. Mass
+  that must travel d cells needs more iterations as d^2 / eps grows. 100 iterations bring the 90th percentile of all
+  of these below ~1e-2 (the sharp, far-apart pairs to at most ~0.1), at about 3 x the solver's cost (TRE 8.73 -> 9.30
+  M MACs per call at cpu-mini). The read-out CNN is trained on the same truncated plans it sees at inference.
 * The read-out's features are flattened into the final Linear (``readout="displacement"``, default), so it knows
   *which* displacement holds the mass; the official code averages them over the histogram first (``"pooled"``), which
   leaves 3 x 3 convolutions to guess a shift of up to H - 1 cells from local patterns alone. Kept because a
