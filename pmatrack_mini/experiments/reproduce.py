@@ -44,8 +44,8 @@ from .trained import setting_name
 @dataclass(frozen=True)
 class ReproduceConfig:
     stage1_steps: int = 800
-    stage2_steps: int = 1500             # the cpu-mini preset's; 400 steps left the stages adding error on aligned
-                                         # pairs and closed a fifth of the gap (results/recipe_steps-1500.json)
+    stage2_steps: int = 1500             # the cpu-mini preset's; against 400 it lowered the held-out residual at
+                                         # every offset level (results/recipe_steps-1500.json)
     batch_size: int = 32
     train_sequences: int = 16            # per level
     train_frames: int = 80
