@@ -40,8 +40,8 @@ test: $(STAMP) $(BROWSER)
 # Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
 # 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h); bench_batch_tracking
 # tracks with reproduce's stage-1 tracker and Full network (trained into runs/reproduce by the `reproduce --table
-# components` line before it, ~3 h with its tracking if absent; then ~5 min); bench_long_run and bench_own_cameras share
-# the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min); bench_inference times a stage-2
+# components` line before it, ~3 h with its tracking if absent; then ~5 min); bench_long_run and bench_own_cameras
+# share the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min); bench_inference times a stage-2
 # frame eager, traced and with the fast kernels (~2 min); bench_demo runs `make demo` on a fresh clone (~10 min);
 # bench_recipe compares a stage-2 recipe setting with the Full row's network (~1 h: one 1500-step training, then
 # measures; ~20 min with --steps 400, reproduce's length before it trained 1500 steps).
