@@ -37,14 +37,15 @@ test: $(STAMP) $(BROWSER)
 	OMP_NUM_THREADS=1 PMATRACK_FAST=1 PMATRACK_REQUIRE_BROWSER=1 MPLBACKEND=Agg $(PY) -m pytest -q -n 2 --dist loadscope tests notebooks \
 		--nbval-lax --nbval-current-env -p no:cacheprovider
 
-# Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on
-# 2 cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h); bench_batch_tracking
-# tracks with reproduce's stage-1 tracker and Full network (trained into runs/reproduce by the `reproduce --table
-# components` line before it, ~3 h with its tracking if absent; then ~5 min); bench_long_run and bench_own_cameras
-# share the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min); bench_inference times a stage-2
-# frame eager, traced and with the fast kernels (~2 min); bench_demo runs `make demo` on a fresh clone (~10 min);
-# bench_recipe compares a stage-2 recipe setting with the Full row's network (~1 h: one 1500-step training, then
-# measures; ~20 min with --steps 400, reproduce's length before it trained 1500 steps).
+# Measurements written to results/ (see each script's docstring). sanity_table trains three models (~35 min on 2
+# cores); bench_align trains a stage-1 tracker and the stage-2 network and measures them (~1 h);
+# bench_batch_tracking tracks with reproduce's stage-1 tracker and Full network (trained into runs/reproduce by the
+# `reproduce --table components` line before it, ~3 h with its tracking if absent; then ~5 min); bench_long_run and
+# bench_own_cameras share the 200-step networks of runs/bench_batch (~20 min to train), then track (~25 min);
+# bench_inference times a stage-2 frame eager, traced and with the fast kernels (~2 min); bench_demo runs `make
+# demo` on a fresh clone (~10 min); bench_recipe compares a stage-2 recipe setting with the Full row's network (~1
+# h: one 1500-step training, then measures; ~20 min with --steps 400, reproduce's length before it trained 1500
+# steps).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_baseline.py
