@@ -24,6 +24,9 @@ def test_oracle_choices_and_agreement(samples_dir, stage2_checkpoint):
         assert r["n"] == 6 and r["agreement"] == np.mean(r["router_choice"] == r["oracle_choice"])
         assert abs(sum(r["oracle"].values()) - 1) < 1e-9 and abs(sum(r["router"].values()) - 1) < 1e-9
         assert list(r["oracle_choice"]) == [r["names"][i] for i in r["l_e"].argmin(1)]     # lambda 0: the best expert
+        np.testing.assert_allclose(r["joint"].sum(1), list(r["router"].values()))       # marginals and diagonal
+        np.testing.assert_allclose(r["joint"].sum(0), list(r["oracle"].values()))
+        assert abs(np.trace(r["joint"]) - r["agreement"]) < 1e-12
     # stage 0 sees the same tokens whatever the routing: its errors are those of each expert run alone
     b = sampler.batch(0, 6, seed=12345)
     S = cfg.model.search_size

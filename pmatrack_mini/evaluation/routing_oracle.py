@@ -25,7 +25,8 @@ from ..training.losses import expert_error, stage_residual
 @torch.no_grad()
 def routing_against_oracle(model, sampler: PairSampler, batches: int, batch_size: int = 32, seed: int = 12345,
                            lambda_cost: float = 0.01, device="cpu") -> dict:
-    """{role: {"n", "agreement", "router": {expert: share}, "oracle": {expert: share}, "router_choice": (n,),
+    """{role: {"n", "agreement", "router": {expert: share}, "oracle": {expert: share}, "joint": (E, E) share of pairs
+    with router choice i and oracle choice j (its diagonal sums to the agreement), "router_choice": (n,),
     "oracle_choice": (n,) expert names, "l_e": (n, E) errors, "names"}} over ``batches`` fixed batches."""
     model.eval()
     S = model.cfg.search_size
@@ -58,7 +59,10 @@ def routing_against_oracle(model, sampler: PairSampler, batches: int, batch_size
         names = np.asarray(st.dmae.names)
         router, oracle = (np.concatenate(rows[k][w]) for w in ("router", "oracle"))
         share = lambda idx: {str(n): float(np.mean(idx == e)) for e, n in enumerate(names)}   # noqa: E731
+        joint = np.array([[np.mean((router == a) & (oracle == b)) for b in range(len(names))]
+                          for a in range(len(names))])                       # (E router, E oracle) share of pairs
         report[st.role] = dict(n=len(router), agreement=float(np.mean(router == oracle)), router=share(router),
-                               oracle=share(oracle), router_choice=names[router], oracle_choice=names[oracle],
+                               oracle=share(oracle), joint=joint, router_choice=names[router],
+                               oracle_choice=names[oracle],
                                l_e=np.concatenate(rows[k]["l_e"]), names=tuple(names))
     return report
